@@ -1,0 +1,220 @@
+/**
+ * Reads the configuration once: the seed's INI file, then environment overrides
+ * (POOL__<SECTION>__<KEY>, or the well-known variables such as DATABASE_URL), validated and typed.
+ * Any bad key fails fast with a message naming the section, key and offending value.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseIni } from 'ini';
+import { KEYS, type ConfigKey, type KeySpec } from './schema';
+import { parseSnapshotNameRule, type SnapshotNameRule } from './snapshot-name-rule';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Values = { [K in ConfigKey]: ReturnType<(typeof KEYS)[K]['schema']['parse']> };
+
+export interface PoolTarget {
+  os: string;
+  volumeType: string;
+  target: number;
+}
+
+export interface AppConfig {
+  concurrency: number;
+  pool: {
+    volumeTypes: string[];
+    osMore: string[];
+    osLess: string[];
+    numsMore: number;
+    numsLess: number;
+    fillEveryMinutes: number;
+    checkStateEveryMinutes: number;
+    createIntervalSeconds: number;
+    creatingTimeoutMinutes: number;
+    volumeNamePrefix: string;
+    snapshotNameRule: SnapshotNameRule;
+    /** Target per (volume type × OS): `backup_nums_more` for the "more" list, `_less` otherwise. */
+    targets: PoolTarget[];
+  };
+  auth: {
+    strategy: 'noauth' | 'keystone';
+    project: string;
+    projectId?: string;
+    user: string;
+    password: string;
+    authUrl?: string;
+    userDomain: string;
+    projectDomain: string;
+    region?: string;
+    cinderUrl?: string;
+    requestTimeoutMs: number;
+  };
+  temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string };
+  databaseUrl: string;
+  api: { host: string; port: number; apiKeys: string[] };
+  /** Where the values came from, for error messages and `pool config`. */
+  source: string;
+}
+
+export interface LoadOptions {
+  /** Path of the INI file; default $CONFIG_FILE or config/pool.ini. */
+  file?: string | null;
+  /** INI text given directly (tests); wins over `file`. */
+  iniText?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+function envName(spec: KeySpec): string {
+  return `POOL__${spec.section.toUpperCase()}__${spec.key.toUpperCase()}`;
+}
+
+function rawValue(
+  spec: KeySpec,
+  ini: Record<string, Record<string, unknown>>,
+  env: NodeJS.ProcessEnv,
+): { value: string | undefined; from: string } {
+  for (const name of [envName(spec), ...(spec.env ?? [])]) {
+    const v = env[name];
+    if (v !== undefined && v !== '') return { value: v, from: `environment ${name}` };
+  }
+  const section = ini[spec.section];
+  const v = section?.[spec.key];
+  if (v !== undefined) {
+    // `ini` turns bare `key` into true and repeated keys into arrays; we want the text.
+    return { value: Array.isArray(v) ? v.join(',') : String(v), from: `[${spec.section}] ${spec.key}` };
+  }
+  return { value: spec.default, from: `default of [${spec.section}] ${spec.key}` };
+}
+
+function readValues(ini: Record<string, Record<string, unknown>>, env: NodeJS.ProcessEnv): Values {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, spec] of Object.entries(KEYS) as [ConfigKey, KeySpec][]) {
+    const { value, from } = rawValue(spec, ini, env);
+    const result = spec.schema.safeParse(value);
+    if (result.success) {
+      out[name] = result.data;
+    } else {
+      const shown = spec.secret ? '<secret>' : JSON.stringify(value ?? null);
+      const why = result.error.issues.map((i) => i.message).join('; ');
+      problems.push(`${from} = ${shown}: ${why}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return out as Values;
+}
+
+function checkKnownKeys(ini: Record<string, Record<string, unknown>>): void {
+  const known = new Set(Object.values(KEYS).map((s: KeySpec) => `${s.section}.${s.key}`));
+  const knownSections = new Set(Object.values(KEYS).map((s: KeySpec) => s.section));
+  const unknown: string[] = [];
+  for (const [section, body] of Object.entries(ini)) {
+    // The seed's file has more sections ([DEFAULT], [cld]) that belong to other programs.
+    if (!knownSections.has(section) || typeof body !== 'object' || body === null) continue;
+    for (const key of Object.keys(body)) if (!known.has(`${section}.${key}`)) unknown.push(`[${section}] ${key}`);
+  }
+  if (unknown.length > 0) throw new ConfigError(`unknown configuration key(s): ${unknown.join(', ')}`);
+}
+
+function buildTargets(v: Values): PoolTarget[] {
+  const overlap = v.osMore.filter((os) => v.osLess.includes(os));
+  if (overlap.length > 0) {
+    throw new ConfigError(
+      `[volumes_backup] an OS is listed in both volume_backup_os_more and volume_backup_os_less: ${overlap.join(', ')}`,
+    );
+  }
+  const targets: PoolTarget[] = [];
+  for (const volumeType of v.volumeTypes) {
+    for (const os of v.osMore) targets.push({ os, volumeType, target: v.numsMore });
+    for (const os of v.osLess) targets.push({ os, volumeType, target: v.numsLess });
+  }
+  return targets;
+}
+
+export function loadConfig(opts: LoadOptions = {}): AppConfig {
+  const env = opts.env ?? process.env;
+  let text = opts.iniText;
+  let source = '(inline)';
+  if (text === undefined && opts.file !== null) {
+    const file = opts.file ?? env.CONFIG_FILE ?? 'config/pool.ini';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read configuration file ${file}: ${(err as Error).message}`);
+    }
+    source = file;
+  }
+  const ini = parseIni(text ?? '') as Record<string, Record<string, unknown>>;
+  checkKnownKeys(ini);
+  const v = readValues(ini, env);
+
+  let snapshotNameRule: SnapshotNameRule;
+  try {
+    snapshotNameRule = parseSnapshotNameRule(v.snapshotNameRule);
+  } catch (err) {
+    throw new ConfigError(`[volumes_backup] snapshot_name_rule: ${(err as Error).message}`);
+  }
+  if (v.authStrategy === 'keystone' && !v.authUrl) {
+    throw new ConfigError('[auth_args] auth_url is required when auth_strategy = keystone');
+  }
+  if (v.authStrategy === 'noauth' && !v.cinderUrl) {
+    throw new ConfigError('[auth_args] cinder_url is required when auth_strategy = noauth');
+  }
+  if (v.authStrategy === 'noauth' && !v.authProjectId) {
+    throw new ConfigError(
+      '[auth_args] auth_project_id (the admin project id, 32 hex digits) is required when auth_strategy = noauth',
+    );
+  }
+
+  return {
+    concurrency: v.concurrency,
+    pool: {
+      volumeTypes: v.volumeTypes,
+      osMore: v.osMore,
+      osLess: v.osLess,
+      numsMore: v.numsMore,
+      numsLess: v.numsLess,
+      fillEveryMinutes: v.fillEveryMinutes,
+      checkStateEveryMinutes: v.checkStateEveryMinutes,
+      createIntervalSeconds: v.createIntervalSeconds,
+      creatingTimeoutMinutes: v.creatingTimeoutMinutes,
+      volumeNamePrefix: v.volumeNamePrefix,
+      snapshotNameRule,
+      targets: buildTargets(v),
+    },
+    auth: {
+      strategy: v.authStrategy,
+      project: v.authProject,
+      projectId: v.authProjectId,
+      user: v.authUser,
+      password: v.authPassword,
+      authUrl: v.authUrl,
+      userDomain: v.userDomain,
+      projectDomain: v.projectDomain,
+      region: v.region,
+      cinderUrl: v.cinderUrl?.replace(/\/+$/, ''),
+      requestTimeoutMs: v.requestTimeoutSeconds * 1000,
+    },
+    temporal: {
+      address: v.temporalAddress,
+      namespace: v.temporalNamespace,
+      taskQueue: v.taskQueue,
+      uiUrl: v.temporalUiUrl.replace(/\/+$/, ''),
+    },
+    databaseUrl: v.databaseUrl,
+    api: { host: v.apiHost, port: v.apiPort, apiKeys: v.apiKeys },
+    source,
+  };
+}
+
+/** The configuration with secrets masked, for `pool config` and startup logs. */
+export function describeConfig(c: AppConfig): Record<string, unknown> {
+  return {
+    ...c,
+    pool: { ...c.pool, snapshotNameRule: c.pool.snapshotNameRule.template },
+    auth: { ...c.auth, password: c.auth.password ? '<secret>' : '' },
+    databaseUrl: c.databaseUrl.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:<secret>@'),
+    api: { ...c.api, apiKeys: c.api.apiKeys.map(() => '<secret>') },
+  };
+}

