@@ -161,6 +161,8 @@ ensure_search_attributes() {
 # ---------------------------------------------------------------- Cinder
 CINDER_DIR="$STACK_DIR/cinder"
 CINDER_CONF="$CINDER_DIR/cinder.conf"
+# Seconds each create-from-snapshot takes (the fake driver reads it per volume); tests write it.
+CINDER_CREATE_DELAY_FILE="$CINDER_DIR/create-delay-seconds"
 
 render_cinder_conf() {
   mkdir -p "$CINDER_DIR"/{state,lock} "$LOG_DIR"
@@ -204,7 +206,7 @@ backend_url = file://$CINDER_DIR/lock
 amqp_auto_delete = true
 
 [fake]
-volume_driver = cinder.tests.fake_driver.FakeLoggingVolumeDriver
+volume_driver = warmpool_fake_driver.WarmPoolFakeDriver
 target_helper = fake
 volume_backend_name = fake
 EOF
@@ -249,6 +251,8 @@ start_cinder() {
   local t; t=$(date +%s)
   cinder_cmd manage db sync >"$LOG_DIR/cinder-db-sync.log" 2>&1 || die "cinder-manage db sync failed, see $LOG_DIR/cinder-db-sync.log"
   say "  cinder-manage db sync done in $(($(date +%s) - t)) s"
+  cp "$ROOT/scripts/stack/warmpool_fake_driver.py" "$CINDER_DIR/"
+  export PYTHONPATH="$CINDER_DIR" WARMPOOL_CREATE_DELAY_FILE="$CINDER_CREATE_DELAY_FILE"
   for svc in api scheduler volume; do
     start_daemon "cinder-$svc" "$CINDER_PYTHON" -c \
       "import sys; from cinder.cmd.$svc import main; sys.argv[0] = 'cinder-$svc'; sys.exit(main())" \

@@ -340,10 +340,11 @@ export class CinderClient {
 
   /** The highest microversion the server speaks, from its unauthenticated version document. */
   async maxMicroversion(): Promise<string | undefined> {
-    const { endpoint } = await this.auth.session();
+    const { endpoint, token } = await this.auth.session();
     const at = endpoint.search(/\/v3(\/|$)/);
     const url = at >= 0 ? `${endpoint.slice(0, at)}/v3/` : `${endpoint}/`;
-    const res = await this.http.get(url);
+    // Under noauth a tokenless request gets a 204 "here is a token" instead of the document.
+    const res = await this.http.get(url, { headers: { 'X-Auth-Token': token } });
     const doc = res.data as { version?: { version?: string }; versions?: { id: string; version?: string }[] };
     return doc.version?.version ?? doc.versions?.find((v) => v.id.startsWith('v3'))?.version ?? undefined;
   }

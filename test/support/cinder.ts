@@ -1,0 +1,22 @@
+import { admin, waitFor } from './env';
+import { config } from './env';
+import type { CinderClient, Snapshot, Volume } from '../../lib/cinder';
+
+/** The bootstrap's OS-image snapshot for (os, type), found by the naming rule. */
+export async function osSnapshot(os = 'Debian8 64bit', volumeType = 'sas'): Promise<Snapshot> {
+  const rule = config.pool.snapshotNameRule;
+  const snaps = (await admin.listSnapshots()).filter(
+    (s) => s.status === 'available' && rule.match(s.name, os, volumeType) !== null,
+  );
+  const snap = snaps[0];
+  if (!snap) throw new Error(`no snapshot for ${os}/${volumeType}: run npm run stack:up`);
+  return snap;
+}
+
+export async function waitVolumeStatus(client: CinderClient, id: string, status: string, timeoutMs = 60_000): Promise<Volume> {
+  return waitFor(`volume ${id} → ${status}`, () => client.getVolume(id), (v) => v.status === status, timeoutMs);
+}
+
+export async function waitVolumeGone(client: CinderClient, id: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(`volume ${id} deleted`, () => client.findVolume(id), (v) => v === null, timeoutMs);
+}

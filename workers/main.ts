@@ -1,0 +1,40 @@
+/**
+ * `npm run worker`: the pool's Temporal worker. Clients (Cinder, PostgreSQL) are made once here
+ * and handed to every activity. SIGINT/SIGTERM drain in-flight activities before exit.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { loadConfig, describeConfig } from '../lib/config/load';
+import { cinderFromConfig } from '../lib/cinder';
+import { createDb } from '../lib/pool-state/db';
+import { createLogger } from '../lib/log';
+import { createActivities } from '../activities';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger('worker');
+  log.info({ config: describeConfig(config) }, 'starting worker');
+  const db = createDb(config.databaseUrl);
+  const cinder = cinderFromConfig(config, {
+    log: (e) => log.debug(e, 'cinder call'),
+  });
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowsPath: require.resolve('../workflows'),
+    activities: createActivities({ config, cinder, db, log }),
+    // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
+    shutdownGraceTime: '20 seconds',
+  });
+  log.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker running');
+  await worker.run();
+  await connection.close();
+  await db.end();
+  log.info('worker stopped');
+}
+
+main().catch((err) => {
+  console.error(`worker failed: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,34 @@
+/**
+ * Named activity timeout and retry profiles. Each says why it is what it is; workflows pick one
+ * by name instead of scattering numbers.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/** Errors that repeating cannot fix: bad input, missing things, refused permissions. */
+export const PERMANENT_CINDER_ERRORS = [
+  'CinderBadRequest',
+  'CinderNotFound',
+  'CinderForbidden',
+  'CinderUnauthorized',
+  'ConfigError',
+];
+
+export const PROFILES = {
+  /** One short Cinder API call: answers in well under a second; retried with backoff for 5 min. */
+  cinderCall: {
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: '5 minutes',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
+    },
+  },
+  /** A database statement: PostgreSQL restarts are ridden out for a while. */
+  database: {
+    startToCloseTimeout: '15 seconds',
+    scheduleToCloseTimeout: '10 minutes',
+    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+  },
+} satisfies Record<string, ActivityOptions>;
