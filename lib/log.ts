@@ -21,7 +21,11 @@ export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'inf
     name,
     level,
     redact: {
-      paths: [...REDACTED_KEYS, ...REDACTED_KEYS.map((k) => `*.${k}`), ...REDACTED_KEYS.map((k) => `*.*.${k}`)],
+      paths: [
+        ...REDACTED_KEYS,
+        ...REDACTED_KEYS.map((k) => `*.${k}`),
+        ...REDACTED_KEYS.map((k) => `*.*.${k}`),
+      ],
       censor: '<redacted>',
     },
   });

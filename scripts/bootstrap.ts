@@ -5,7 +5,13 @@
  */
 import { loadConfig } from '../lib/config/load';
 import { cinderFromConfig, type CinderClient, type Snapshot, type Volume } from '../lib/cinder';
-import { ADMIN_QUOTA, FAKE_BACKEND, OS_IMAGE_SIZE_GB, TENANT_PROJECTS, TENANT_QUOTA } from './stack/cloud';
+import {
+  ADMIN_QUOTA,
+  FAKE_BACKEND,
+  OS_IMAGE_SIZE_GB,
+  TENANT_PROJECTS,
+  TENANT_QUOTA,
+} from './stack/cloud';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,7 +31,10 @@ async function waitStatus<T extends { status: string }>(
   }
 }
 
-export async function bootstrap(cinder: CinderClient, log: (m: string) => void = console.log): Promise<void> {
+export async function bootstrap(
+  cinder: CinderClient,
+  log: (m: string) => void = console.log,
+): Promise<void> {
   const config = loadConfig();
   const adminProject = await cinder.projectId();
 
@@ -39,7 +48,9 @@ export async function bootstrap(cinder: CinderClient, log: (m: string) => void =
 
   await cinder.updateQuota(adminProject, ADMIN_QUOTA);
   for (const id of Object.values(TENANT_PROJECTS)) await cinder.updateQuota(id, TENANT_QUOTA);
-  log(`  quotas set: admin ${JSON.stringify(ADMIN_QUOTA)}, tenants ${JSON.stringify(TENANT_QUOTA)}`);
+  log(
+    `  quotas set: admin ${JSON.stringify(ADMIN_QUOTA)}, tenants ${JSON.stringify(TENANT_QUOTA)}`,
+  );
 
   const rule = config.pool.snapshotNameRule;
   const oses = [...config.pool.osMore, ...config.pool.osLess];
@@ -48,11 +59,26 @@ export async function bootstrap(cinder: CinderClient, log: (m: string) => void =
   let made = 0;
   for (const volumeType of config.pool.volumeTypes) {
     for (const os of oses) {
-      if (snapshots.some((s) => rule.match(s.name, os, volumeType) !== null && s.status === 'available')) continue;
+      if (
+        snapshots.some(
+          (s) => rule.match(s.name, os, volumeType) !== null && s.status === 'available',
+        )
+      )
+        continue;
       const sourceName = `os-source ${os} ${volumeType}`;
-      let source: Volume | undefined = volumes.find((v) => v.name === sourceName && v.status === 'available');
-      source ??= await cinder.createVolume({ name: sourceName, size: OS_IMAGE_SIZE_GB, volumeType });
-      await waitStatus(`source volume ${sourceName}`, () => cinder.getVolume(source.id), 'available');
+      let source: Volume | undefined = volumes.find(
+        (v) => v.name === sourceName && v.status === 'available',
+      );
+      source ??= await cinder.createVolume({
+        name: sourceName,
+        size: OS_IMAGE_SIZE_GB,
+        volumeType,
+      });
+      await waitStatus(
+        `source volume ${sourceName}`,
+        () => cinder.getVolume(source.id),
+        'available',
+      );
       const snap: Snapshot = await cinder.createSnapshot({
         volumeId: source.id,
         name: rule.format(os, volumeType, '1'),
@@ -61,7 +87,9 @@ export async function bootstrap(cinder: CinderClient, log: (m: string) => void =
       made++;
     }
   }
-  log(`  OS images: ${oses.length} OS × ${config.pool.volumeTypes.length} types, ${made} snapshot(s) created`);
+  log(
+    `  OS images: ${oses.length} OS × ${config.pool.volumeTypes.length} types, ${made} snapshot(s) created`,
+  );
 }
 
 if (require.main === module) {

@@ -12,7 +12,9 @@ async function main(): Promise<void> {
   const shown = databaseUrl.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:<secret>@');
   if (await ensureDatabase(databaseUrl)) console.log(`created database ${shown}`);
   const ran = await migrate(databaseUrl, direction);
-  console.log(ran.length ? `migrated ${direction}: ${ran.join(', ')}` : 'migrations: already up to date');
+  console.log(
+    ran.length ? `migrated ${direction}: ${ran.join(', ')}` : 'migrations: already up to date',
+  );
 }
 
 main().catch((err) => {

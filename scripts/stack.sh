@@ -3,7 +3,7 @@
 # machine's PostgreSQL (pool state), and a real standalone OpenStack Cinder (api, scheduler,
 # volume with the fake driver, noauth, RabbitMQ, MariaDB). Idempotent: `up` twice is fine.
 #
-#   scripts/stack.sh up | down | status
+#   scripts/stack.sh up | down | status | reset   (reset: down, then drop all state)
 #
 # Everything listens on 127.0.0.1; state and logs live under $STACK_DIR (default .stack/).
 set -euo pipefail
@@ -296,6 +296,16 @@ cmd_down() {
   say "stack is down (state kept in $STACK_DIR)"
 }
 
+cmd_reset() {
+  cmd_down
+  say "resetting: dropping the Cinder and pool databases, Temporal history and logs"
+  mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS \`$CINDER_DB_NAME\`" || true
+  local dbname=${DATABASE_URL##*/}; dbname=${dbname%%\?*}
+  psql "${DATABASE_URL%/*}/postgres" -qc "DROP DATABASE IF EXISTS \"$dbname\" WITH (FORCE)" || true
+  rm -rf "$STACK_DIR/temporal" "$STACK_DIR/cinder" "$LOG_DIR"
+  say "reset done (installed tools kept)"
+}
+
 cmd_status() {
   local ok=0
   for svc in temporal cinder-api cinder-scheduler cinder-volume; do
@@ -310,5 +320,6 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  reset) cmd_reset ;;
+  *) echo "usage: $0 up|down|status|reset" >&2; exit 2 ;;
 esac

@@ -16,7 +16,10 @@ import { osSnapshot, waitVolumeGone, waitVolumeStatus } from './support/cinder';
 
 const created: { client: CinderClient; id: string }[] = [];
 
-async function volumeFromSnapshot(client: CinderClient, metadata: Record<string, string> = {}): Promise<Volume> {
+async function volumeFromSnapshot(
+  client: CinderClient,
+  metadata: Record<string, string> = {},
+): Promise<Volume> {
   const snap = await osSnapshot();
   const v = await client.createVolume({
     name: unique('client-test'),
@@ -65,14 +68,20 @@ describe('Cinder client (real Cinder)', () => {
     await volumeFromSnapshot(admin, { 'test-tag': `${tag}-other` });
 
     const mine = await admin.listVolumes({ metadata: { 'test-tag': tag } });
-    assert.deepEqual(mine.map((v) => v.id), [a.id]);
+    assert.deepEqual(
+      mine.map((v) => v.id),
+      [a.id],
+    );
 
     const everyone = await admin.listVolumes({ metadata: { 'test-tag': tag }, allTenants: true });
     assert.deepEqual(everyone.map((v) => v.id).sort(), [a.id, b.id].sort());
     assert.equal(everyone.find((v) => v.id === b.id)?.projectId, TENANT_PROJECTS.alpha);
 
     const byName = await admin.listVolumes({ name: a.name });
-    assert.deepEqual(byName.map((v) => v.id), [a.id]);
+    assert.deepEqual(
+      byName.map((v) => v.id),
+      [a.id],
+    );
     const byStatus = await admin.listVolumes({ metadata: { 'test-tag': tag }, status: 'error' });
     assert.deepEqual(byStatus, []);
   });
@@ -93,9 +102,14 @@ describe('Cinder client (real Cinder)', () => {
       assert.match(t.authKey, /^[0-9a-f]{16}$/);
       assert.equal((await admin.getVolume(v.id)).status, 'awaiting-transfer');
       const pending = await adminApi.listTransfers({ volumeId: v.id });
-      assert.deepEqual(pending.map((p) => p.id), [t.id]);
+      assert.deepEqual(
+        pending.map((p) => p.id),
+        [t.id],
+      );
 
-      const alpha = new CinderClient(admin.auth.forProject(TENANT_PROJECTS.alpha, 'tenant-user'), { transferApi: api });
+      const alpha = new CinderClient(admin.auth.forProject(TENANT_PROJECTS.alpha, 'tenant-user'), {
+        transferApi: api,
+      });
       const accepted = await alpha.acceptTransfer(t.id, t.authKey);
       assert.equal(accepted.volumeId, v.id);
 
@@ -124,13 +138,16 @@ describe('Cinder client (real Cinder)', () => {
   test('a wrong auth key is refused with a typed error and the transfer stays pending', async () => {
     const v = await volumeFromSnapshot(admin);
     const t = await admin.createTransfer(v.id, unique('badkey'));
-    await assert.rejects(tenant('beta').acceptTransfer(t.id, '0000000000000000'), (err: unknown) => {
-      assert.ok(err instanceof CinderBadRequest, `got ${String(err)}`);
-      assert.equal(err.status, 400);
-      assert.match(err.message, /auth key/i);
-      assert.match(err.requestId ?? '', /^req-/);
-      return true;
-    });
+    await assert.rejects(
+      tenant('beta').acceptTransfer(t.id, '0000000000000000'),
+      (err: unknown) => {
+        assert.ok(err instanceof CinderBadRequest, `got ${String(err)}`);
+        assert.equal(err.status, 400);
+        assert.match(err.message, /auth key/i);
+        assert.match(err.requestId ?? '', /^req-/);
+        return true;
+      },
+    );
     assert.equal((await admin.getVolume(v.id)).status, 'awaiting-transfer');
     await admin.deleteTransfer(t.id);
   });
@@ -152,7 +169,12 @@ describe('Cinder client (real Cinder)', () => {
     const first = await volumeFromSnapshot(client);
     const snap = await osSnapshot();
     await assert.rejects(
-      client.createVolume({ name: unique('over'), size: snap.size, snapshotId: snap.id, volumeType: 'sas' }),
+      client.createVolume({
+        name: unique('over'),
+        size: snap.size,
+        snapshotId: snap.id,
+        volumeType: 'sas',
+      }),
       (err: unknown) => {
         assert.ok(err instanceof CinderOverLimit, `got ${String(err)}`);
         assert.equal(err.status, 413);
@@ -174,9 +196,12 @@ describe('Cinder client (real Cinder)', () => {
   });
 
   test('an unreachable Cinder is CinderUnavailable, with no token in the error', async () => {
-    const dead = new CinderClient(new NoAuth('http://127.0.0.1:9/v3', 'admin', config.auth.projectId as string), {
-      timeoutMs: 2000,
-    });
+    const dead = new CinderClient(
+      new NoAuth('http://127.0.0.1:9/v3', 'admin', config.auth.projectId as string),
+      {
+        timeoutMs: 2000,
+      },
+    );
     await assert.rejects(dead.getVolume('x'), (err: unknown) => {
       assert.ok(err instanceof CinderUnavailable);
       assert.equal(err.retryable, true);

@@ -27,7 +27,10 @@ async function main(): Promise<void> {
     // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
     shutdownGraceTime: '20 seconds',
   });
-  log.info({ taskQueue: config.temporal.taskQueue, address: config.temporal.address }, 'worker running');
+  log.info(
+    { taskQueue: config.temporal.taskQueue, address: config.temporal.address },
+    'worker running',
+  );
   await worker.run();
   await connection.close();
   await db.end();

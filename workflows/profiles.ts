@@ -29,6 +29,10 @@ export const PROFILES = {
   database: {
     startToCloseTimeout: '15 seconds',
     scheduleToCloseTimeout: '10 minutes',
-    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '15 seconds' },
+    retry: {
+      initialInterval: '500 milliseconds',
+      backoffCoefficient: 2,
+      maximumInterval: '15 seconds',
+    },
   },
 } satisfies Record<string, ActivityOptions>;

@@ -5,6 +5,9 @@ import { PROFILES } from './profiles';
 
 const { describeCinder } = proxyActivities<Activities>(PROFILES.cinderCall);
 
-export async function cinderSmokeWorkflow(): Promise<{ maxMicroversion: string | null; services: string[] }> {
+export async function cinderSmokeWorkflow(): Promise<{
+  maxMicroversion: string | null;
+  services: string[];
+}> {
   return await describeCinder();
 }

@@ -87,7 +87,8 @@ export class KeystonePasswordAuth implements Authenticator {
   async session(refresh = false): Promise<Session> {
     const now = (this.opts.now ?? Date.now)();
     const renewBefore = this.opts.renewBeforeMs ?? 5 * 60_000;
-    if (!refresh && this.cached && this.cached.expiresAt - renewBefore > now) return this.cached.session;
+    if (!refresh && this.cached && this.cached.expiresAt - renewBefore > now)
+      return this.cached.session;
     // One token request at a time, however many callers are waiting.
     this.inflight ??= this.issue().finally(() => (this.inflight = undefined));
     return this.inflight;
@@ -129,15 +130,24 @@ export class KeystonePasswordAuth implements Authenticator {
       });
     }
     if (res.status !== 201 && res.status !== 200) {
-      throw errorForStatus(res.status, `Keystone refused: ${cinderMessage(res.data) ?? 'no message'}`, {
-        method: 'POST',
-        path: '/auth/tokens',
-        requestId: res.headers['x-openstack-request-id'] as string | undefined,
-      });
+      throw errorForStatus(
+        res.status,
+        `Keystone refused: ${cinderMessage(res.data) ?? 'no message'}`,
+        {
+          method: 'POST',
+          path: '/auth/tokens',
+          requestId: res.headers['x-openstack-request-id'] as string | undefined,
+        },
+      );
     }
     const token = res.headers['x-subject-token'] as string | undefined;
     const t = res.data?.token as
-      | { expires_at: string; project?: { id: string }; user: { id: string }; catalog?: CatalogEntry[] }
+      | {
+          expires_at: string;
+          project?: { id: string };
+          user: { id: string };
+          catalog?: CatalogEntry[];
+        }
       | undefined;
     if (!token || !t?.project) throw new Error('Keystone returned no project-scoped token');
     const projectId = t.project.id;

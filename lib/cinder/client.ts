@@ -12,12 +12,7 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import type { Authenticator, Session } from './auth';
-import {
-  CinderError,
-  CinderUnavailable,
-  cinderMessage,
-  errorForStatus,
-} from './errors';
+import { CinderError, CinderUnavailable, cinderMessage, errorForStatus } from './errors';
 import type {
   CreateVolumeRequest,
   CreatedTransfer,
@@ -34,7 +29,13 @@ export interface CinderClientOptions {
   timeoutMs?: number;
   /** 'auto' asks the server's version document once; tests can force either API. */
   transferApi?: 'auto' | 'volume-transfers' | 'os-volume-transfer';
-  log?: (event: { method: string; path: string; status?: number; ms: number; requestId?: string }) => void;
+  log?: (event: {
+    method: string;
+    path: string;
+    status?: number;
+    ms: number;
+    requestId?: string;
+  }) => void;
 }
 
 interface RequestOptions {
@@ -161,7 +162,10 @@ export class CinderClient {
   }
 
   /** Replaces the whole metadata set (PUT semantics: idempotent). */
-  async replaceVolumeMetadata(id: string, metadata: Record<string, string>): Promise<Record<string, string>> {
+  async replaceVolumeMetadata(
+    id: string,
+    metadata: Record<string, string>,
+  ): Promise<Record<string, string>> {
     const res = await this.request<{ metadata: Record<string, string> }>(
       'PUT',
       `/volumes/${encodeURIComponent(id)}/metadata`,
@@ -204,11 +208,18 @@ export class CinderClient {
   }
 
   async getSnapshot(id: string): Promise<Snapshot> {
-    const res = await this.request<{ snapshot: Raw }>('GET', `/snapshots/${encodeURIComponent(id)}`);
+    const res = await this.request<{ snapshot: Raw }>(
+      'GET',
+      `/snapshots/${encodeURIComponent(id)}`,
+    );
     return toSnapshot(res.snapshot);
   }
 
-  async createSnapshot(req: { volumeId: string; name: string; metadata?: Record<string, string> }): Promise<Snapshot> {
+  async createSnapshot(req: {
+    volumeId: string;
+    name: string;
+    metadata?: Record<string, string>;
+  }): Promise<Snapshot> {
     const res = await this.request<{ snapshot: Raw }>('POST', '/snapshots', {
       body: { snapshot: { volume_id: req.volumeId, name: req.name, metadata: req.metadata ?? {} } },
     });
@@ -230,12 +241,19 @@ export class CinderClient {
     }));
   }
 
-  async createVolumeType(name: string, extraSpecs: Record<string, string> = {}): Promise<VolumeType> {
+  async createVolumeType(
+    name: string,
+    extraSpecs: Record<string, string> = {},
+  ): Promise<VolumeType> {
     const res = await this.request<{ volume_type: Raw }>('POST', '/types', {
       body: { volume_type: { name, extra_specs: extraSpecs } },
     });
     const t = res.volume_type;
-    return { id: t.id as string, name: t.name as string, extraSpecs: (t.extra_specs as Record<string, string>) ?? {} };
+    return {
+      id: t.id as string,
+      name: t.name as string,
+      extraSpecs: (t.extra_specs as Record<string, string>) ?? {},
+    };
   }
 
   // ------------------------------------------------------------------ transfers
@@ -279,12 +297,19 @@ export class CinderClient {
   }
 
   /** Accepts a transfer as this client's project: the volume moves here, keeping name and metadata. */
-  async acceptTransfer(id: string, authKey: string): Promise<{ transferId: string; volumeId: string }> {
+  async acceptTransfer(
+    id: string,
+    authKey: string,
+  ): Promise<{ transferId: string; volumeId: string }> {
     const api = await this.transfers();
-    const res = await this.request<{ transfer: Raw }>('POST', `/${api}/${encodeURIComponent(id)}/accept`, {
-      body: { accept: { auth_key: authKey } },
-      microversion: api === 'volume-transfers' ? TRANSFER_MICROVERSION : undefined,
-    });
+    const res = await this.request<{ transfer: Raw }>(
+      'POST',
+      `/${api}/${encodeURIComponent(id)}/accept`,
+      {
+        body: { accept: { auth_key: authKey } },
+        microversion: api === 'volume-transfers' ? TRANSFER_MICROVERSION : undefined,
+      },
+    );
     return { transferId: res.transfer.id as string, volumeId: res.transfer.volume_id as string };
   }
 
@@ -332,7 +357,10 @@ export class CinderClient {
     const forced = this.opts.transferApi;
     if (forced && forced !== 'auto') return Promise.resolve(forced);
     this.transferApi ??= this.maxMicroversion().then(
-      (v) => (v && compareMicroversion(v, TRANSFER_MICROVERSION) >= 0 ? 'volume-transfers' : 'os-volume-transfer'),
+      (v) =>
+        v && compareMicroversion(v, TRANSFER_MICROVERSION) >= 0
+          ? 'volume-transfers'
+          : 'os-volume-transfer',
       () => 'os-volume-transfer' as const,
     );
     return this.transferApi;
@@ -345,11 +373,21 @@ export class CinderClient {
     const url = at >= 0 ? `${endpoint.slice(0, at)}/v3/` : `${endpoint}/`;
     // Under noauth a tokenless request gets a 204 "here is a token" instead of the document.
     const res = await this.http.get(url, { headers: { 'X-Auth-Token': token } });
-    const doc = res.data as { version?: { version?: string }; versions?: { id: string; version?: string }[] };
-    return doc.version?.version ?? doc.versions?.find((v) => v.id.startsWith('v3'))?.version ?? undefined;
+    const doc = res.data as {
+      version?: { version?: string };
+      versions?: { id: string; version?: string }[];
+    };
+    return (
+      doc.version?.version ?? doc.versions?.find((v) => v.id.startsWith('v3'))?.version ?? undefined
+    );
   }
 
-  private async paginate(path: string, key: string, query: RequestOptions['query'], pageSize: number): Promise<Raw[]> {
+  private async paginate(
+    path: string,
+    key: string,
+    query: RequestOptions['query'],
+    pageSize: number,
+  ): Promise<Raw[]> {
     const out: Raw[] = [];
     let marker: string | undefined;
     for (;;) {
@@ -363,7 +401,11 @@ export class CinderClient {
     }
   }
 
-  private async request<T = unknown>(method: Method, path: string, opts: RequestOptions = {}): Promise<T> {
+  private async request<T = unknown>(
+    method: Method,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<T> {
     let session = await this.auth.session();
     let res = await this.send(session, method, path, opts);
     if (res.status === 401 && this.auth.kind === 'keystone') {
@@ -372,9 +414,8 @@ export class CinderClient {
       res = await this.send(session, method, path, opts);
     }
     if (res.status >= 200 && res.status < 300) return res.data as T;
-    const requestId = (res.headers['x-openstack-request-id'] ?? res.headers['x-compute-request-id']) as
-      | string
-      | undefined;
+    const requestId = (res.headers['x-openstack-request-id'] ??
+      res.headers['x-compute-request-id']) as string | undefined;
     const retryAfter = Number(res.headers['retry-after']);
     throw errorForStatus(res.status, cinderMessage(res.data) ?? `HTTP ${res.status}`, {
       method: method.toUpperCase(),
@@ -384,7 +425,12 @@ export class CinderClient {
     });
   }
 
-  private async send(session: Session, method: Method, path: string, opts: RequestOptions): Promise<AxiosResponse> {
+  private async send(
+    session: Session,
+    method: Method,
+    path: string,
+    opts: RequestOptions,
+  ): Promise<AxiosResponse> {
     const started = Date.now();
     const params: Record<string, string | number | boolean> = {};
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) params[k] = v;
@@ -412,7 +458,8 @@ export class CinderClient {
     } catch (err) {
       this.opts.log?.({ method: method.toUpperCase(), path, ms: Date.now() - started });
       const e = err as { code?: string; message: string };
-      const what = e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT' ? 'timed out' : 'unreachable';
+      const what =
+        e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT' ? 'timed out' : 'unreachable';
       throw new CinderUnavailable(`Cinder ${what}: ${e.code ?? ''} ${e.message}`.trim(), {
         method: method.toUpperCase(),
         path,
@@ -428,4 +475,3 @@ export function compareMicroversion(a: string, b: string): number {
   const [b1 = 0, b2 = 0] = b.split('.').map(Number);
   return a1 - b1 || a2 - b2;
 }
-

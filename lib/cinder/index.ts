@@ -27,5 +27,8 @@ export function authFromConfig(config: AppConfig): Authenticator {
 }
 
 export function cinderFromConfig(config: AppConfig, opts: CinderClientOptions = {}): CinderClient {
-  return new CinderClient(authFromConfig(config), { timeoutMs: config.auth.requestTimeoutMs, ...opts });
+  return new CinderClient(authFromConfig(config), {
+    timeoutMs: config.auth.requestTimeoutMs,
+    ...opts,
+  });
 }

@@ -82,7 +82,10 @@ function rawValue(
   const v = section?.[spec.key];
   if (v !== undefined) {
     // `ini` turns bare `key` into true and repeated keys into arrays; we want the text.
-    return { value: Array.isArray(v) ? v.join(',') : String(v), from: `[${spec.section}] ${spec.key}` };
+    return {
+      value: Array.isArray(v) ? v.join(',') : String(v),
+      from: `[${spec.section}] ${spec.key}`,
+    };
   }
   return { value: spec.default, from: `default of [${spec.section}] ${spec.key}` };
 }
@@ -101,7 +104,8 @@ function readValues(ini: Record<string, Record<string, unknown>>, env: NodeJS.Pr
       problems.push(`${from} = ${shown}: ${why}`);
     }
   }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  if (problems.length > 0)
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return out as Values;
 }
 
@@ -112,9 +116,11 @@ function checkKnownKeys(ini: Record<string, Record<string, unknown>>): void {
   for (const [section, body] of Object.entries(ini)) {
     // The seed's file has more sections ([DEFAULT], [cld]) that belong to other programs.
     if (!knownSections.has(section) || typeof body !== 'object' || body === null) continue;
-    for (const key of Object.keys(body)) if (!known.has(`${section}.${key}`)) unknown.push(`[${section}] ${key}`);
+    for (const key of Object.keys(body))
+      if (!known.has(`${section}.${key}`)) unknown.push(`[${section}] ${key}`);
   }
-  if (unknown.length > 0) throw new ConfigError(`unknown configuration key(s): ${unknown.join(', ')}`);
+  if (unknown.length > 0)
+    throw new ConfigError(`unknown configuration key(s): ${unknown.join(', ')}`);
 }
 
 function buildTargets(v: Values): PoolTarget[] {

@@ -57,8 +57,18 @@ export const KEYS = {
   },
   osMore: { section: 'volumes_backup', key: 'volume_backup_os_more', schema: list, default: '' },
   osLess: { section: 'volumes_backup', key: 'volume_backup_os_less', schema: list, default: '' },
-  numsMore: { section: 'volumes_backup', key: 'backup_nums_more', schema: int(0, 10000), default: '10' },
-  numsLess: { section: 'volumes_backup', key: 'backup_nums_less', schema: int(0, 10000), default: '2' },
+  numsMore: {
+    section: 'volumes_backup',
+    key: 'backup_nums_more',
+    schema: int(0, 10000),
+    default: '10',
+  },
+  numsLess: {
+    section: 'volumes_backup',
+    key: 'backup_nums_less',
+    schema: int(0, 10000),
+    default: '2',
+  },
   fillEveryMinutes: {
     section: 'volumes_backup',
     key: 'backup_frequency_minute',
@@ -92,7 +102,10 @@ export const KEYS = {
   volumeNamePrefix: {
     section: 'volumes_backup',
     key: 'pool_volume_name_prefix',
-    schema: z.string().trim().regex(/^[a-z][a-z0-9-]{0,30}$/, 'expected lowercase letters, digits, dashes'),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[a-z][a-z0-9-]{0,30}$/, 'expected lowercase letters, digits, dashes'),
     default: 'warmpool',
   },
 
@@ -106,7 +119,11 @@ export const KEYS = {
   authProjectId: {
     section: 'auth_args',
     key: 'auth_project_id',
-    schema: z.string().trim().regex(/^[0-9a-f]{32}$/, 'expected a 32-digit hex project id').optional(),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[0-9a-f]{32}$/, 'expected a 32-digit hex project id')
+      .optional(),
   },
   authUser: { section: 'auth_args', key: 'auth_user', schema: text, default: 'admin' },
   authPassword: {
@@ -120,7 +137,12 @@ export const KEYS = {
   userDomain: { section: 'auth_args', key: 'user_domain', schema: text, default: 'Default' },
   projectDomain: { section: 'auth_args', key: 'project_domain', schema: text, default: 'Default' },
   region: { section: 'auth_args', key: 'region', schema: text.optional() },
-  cinderUrl: { section: 'auth_args', key: 'cinder_url', schema: url.optional(), env: ['CINDER_URL'] },
+  cinderUrl: {
+    section: 'auth_args',
+    key: 'cinder_url',
+    schema: url.optional(),
+    env: ['CINDER_URL'],
+  },
   requestTimeoutSeconds: {
     section: 'auth_args',
     key: 'request_timeout_second',
@@ -153,15 +175,31 @@ export const KEYS = {
   databaseUrl: {
     section: 'database',
     key: 'url',
-    schema: z.string().trim().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL'),
+    schema: z
+      .string()
+      .trim()
+      .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL'),
     default: 'postgres://postgres@127.0.0.1:5432/warmpool',
     env: ['DATABASE_URL'],
     secret: true,
   },
 
   apiHost: { section: 'api', key: 'host', schema: text, default: '127.0.0.1' },
-  apiPort: { section: 'api', key: 'port', schema: int(0, 65535), default: '8080', env: ['API_PORT'] },
-  apiKeys: { section: 'api', key: 'api_keys', schema: list, default: '', secret: true, env: ['API_KEYS'] },
+  apiPort: {
+    section: 'api',
+    key: 'port',
+    schema: int(0, 65535),
+    default: '8080',
+    env: ['API_PORT'],
+  },
+  apiKeys: {
+    section: 'api',
+    key: 'api_keys',
+    schema: list,
+    default: '',
+    secret: true,
+    env: ['API_KEYS'],
+  },
 } satisfies Record<string, KeySpec>;
 
 export type ConfigKey = keyof typeof KEYS;

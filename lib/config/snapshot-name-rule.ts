@@ -21,7 +21,8 @@ export function parseSnapshotNameRule(template: string): SnapshotNameRule {
   if (unknown) throw new Error(`unknown placeholder ${unknown[0]} (use {os}, {type}, {version})`);
   const count = (p: string) => template.split(`{${p}}`).length - 1;
   if (count('os') !== 1) throw new Error('the rule must contain {os} exactly once');
-  if (count('type') > 1 || count('version') > 1) throw new Error('{type} and {version} may appear once');
+  if (count('type') > 1 || count('version') > 1)
+    throw new Error('{type} and {version} may appear once');
   const hasType = count('type') === 1;
   const hasVersion = count('version') === 1;
 

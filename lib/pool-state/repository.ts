@@ -147,19 +147,25 @@ export class PoolRepository {
   }
 
   async get(id: number): Promise<PoolVolume | null> {
-    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE id = $1`, [id]);
-    return rows[0] ? toPoolVolume(rows[0]) : null;
-  }
-
-  async findByVolumeId(volumeId: string): Promise<PoolVolume | null> {
-    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE volume_id = $1`, [
-      volumeId,
+    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE id = $1`, [
+      id,
     ]);
     return rows[0] ? toPoolVolume(rows[0]) : null;
   }
 
+  async findByVolumeId(volumeId: string): Promise<PoolVolume | null> {
+    const { rows } = await this.db.query(
+      `SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE volume_id = $1`,
+      [volumeId],
+    );
+    return rows[0] ? toPoolVolume(rows[0]) : null;
+  }
+
   async findByName(name: string): Promise<PoolVolume | null> {
-    const { rows } = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE name = $1`, [name]);
+    const { rows } = await this.db.query(
+      `SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE name = $1`,
+      [name],
+    );
     return rows[0] ? toPoolVolume(rows[0]) : null;
   }
 
@@ -177,7 +183,11 @@ export class PoolRepository {
   }
 
   /** Moves a row from one status to another; false when it was not in `from` (someone else won). */
-  async transition(id: number, from: PoolStatus, to: Exclude<PoolStatus, 'reserved'>): Promise<boolean> {
+  async transition(
+    id: number,
+    from: PoolStatus,
+    to: Exclude<PoolStatus, 'reserved'>,
+  ): Promise<boolean> {
     const { rowCount } = await this.db.query(
       `UPDATE pool_volumes SET status = $3, updated_at = now() WHERE id = $1 AND status = $2`,
       [id, from, to],
@@ -190,10 +200,16 @@ export class PoolRepository {
    * snapshot when one is named (stale stock is never handed out). Idempotent per claim: a claim
    * that already holds a row gets the same row back.
    */
-  async reserve(type: string, os: string, claimId: string, snapshotId?: string): Promise<PoolVolume | null> {
-    const held = await this.db.query(`SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $1 LIMIT 1`, [
-      claimId,
-    ]);
+  async reserve(
+    type: string,
+    os: string,
+    claimId: string,
+    snapshotId?: string,
+  ): Promise<PoolVolume | null> {
+    const held = await this.db.query(
+      `SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $1 LIMIT 1`,
+      [claimId],
+    );
     if (held.rows[0]) return toPoolVolume(held.rows[0]);
     const { rows } = await this.db.query(
       `UPDATE pool_volumes
@@ -228,7 +244,9 @@ export class PoolRepository {
   }
 
   async deleteByVolumeId(volumeId: string): Promise<boolean> {
-    const { rowCount } = await this.db.query(`DELETE FROM pool_volumes WHERE volume_id = $1`, [volumeId]);
+    const { rowCount } = await this.db.query(`DELETE FROM pool_volumes WHERE volume_id = $1`, [
+      volumeId,
+    ]);
     return rowCount === 1;
   }
 }
@@ -242,7 +260,10 @@ export class OsImageRepository {
   }
 
   async get(os: string, type: string): Promise<OsImage | null> {
-    const { rows } = await this.db.query(`SELECT * FROM os_images WHERE os = $1 AND type = $2`, [os, type]);
+    const { rows } = await this.db.query(`SELECT * FROM os_images WHERE os = $1 AND type = $2`, [
+      os,
+      type,
+    ]);
     return rows[0] ? toOsImage(rows[0]) : null;
   }
 

@@ -13,10 +13,29 @@ export async function osSnapshot(os = 'Debian8 64bit', volumeType = 'sas'): Prom
   return snap;
 }
 
-export async function waitVolumeStatus(client: CinderClient, id: string, status: string, timeoutMs = 60_000): Promise<Volume> {
-  return waitFor(`volume ${id} → ${status}`, () => client.getVolume(id), (v) => v.status === status, timeoutMs);
+export async function waitVolumeStatus(
+  client: CinderClient,
+  id: string,
+  status: string,
+  timeoutMs = 60_000,
+): Promise<Volume> {
+  return waitFor(
+    `volume ${id} → ${status}`,
+    () => client.getVolume(id),
+    (v) => v.status === status,
+    timeoutMs,
+  );
 }
 
-export async function waitVolumeGone(client: CinderClient, id: string, timeoutMs = 60_000): Promise<void> {
-  await waitFor(`volume ${id} deleted`, () => client.findVolume(id), (v) => v === null, timeoutMs);
+export async function waitVolumeGone(
+  client: CinderClient,
+  id: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await waitFor(
+    `volume ${id} deleted`,
+    () => client.findVolume(id),
+    (v) => v === null,
+    timeoutMs,
+  );
 }

@@ -18,7 +18,9 @@ export function unique(prefix: string): string {
 
 /** A fresh 32-hex-digit project id (noauth Cinder accepts any such project). */
 export function randomProjectId(): string {
-  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('');
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,7 +38,8 @@ export async function waitFor<T>(
   for (;;) {
     last = await probe();
     if (done(last)) return last;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
     await sleep(everyMs);
   }
 }

@@ -1,0 +1,28 @@
+/** `npm run api`: serves the HTTP API until SIGINT/SIGTERM, then closes gracefully. */
+import { loadConfig } from '../lib/config/load';
+import { createDb } from '../lib/pool-state/db';
+import { connectClient } from '../lib/temporal/connect';
+import { buildApi } from './server';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (config.api.apiKeys.length === 0)
+    throw new Error('[api] api_keys (or API_KEYS) is empty: nobody could call the API');
+  const db = createDb(config.databaseUrl);
+  const temporal = await connectClient(config);
+  const app = buildApi({ config, db, temporal }, { logger: true });
+  const stop = async () => {
+    await app.close(); // stops accepting, finishes in-flight requests
+    await temporal.connection.close();
+    await db.end();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop());
+  process.once('SIGTERM', () => void stop());
+  await app.listen({ host: config.api.host, port: config.api.port });
+}
+
+main().catch((err) => {
+  console.error(`api failed: ${(err as Error).message}`);
+  process.exit(1);
+});

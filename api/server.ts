@@ -1,0 +1,93 @@
+/**
+ * The HTTP API (fastify). Health and readiness for orchestrators, pool levels for operators;
+ * everything under /v1 needs a bearer API key from the configuration.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Client } from '@temporalio/client';
+import type { AppConfig } from '../lib/config/load';
+import type { Db } from '../lib/pool-state/db';
+import { PoolRepository } from '../lib/pool-state/repository';
+import { poolLevels } from '../lib/pool-state/levels';
+import { timingSafeEqual } from 'node:crypto';
+
+export interface ApiDeps {
+  config: AppConfig;
+  db: Db;
+  temporal: Client;
+}
+
+function keyMatches(given: string, keys: string[]): boolean {
+  const g = Buffer.from(given);
+  // Constant-time per key, so a caller cannot learn a key byte by byte from timings.
+  return keys.some((k) => {
+    const b = Buffer.from(k);
+    return b.length === g.length && timingSafeEqual(b, g);
+  });
+}
+
+export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): FastifyInstance {
+  const app = Fastify({
+    logger: opts.logger
+      ? { redact: { paths: ['req.headers.authorization'], censor: '<redacted>' } }
+      : false,
+  });
+  const repo = new PoolRepository(deps.db);
+
+  app.setErrorHandler(
+    (err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+      void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message });
+    },
+  );
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: `no route ${req.method} ${req.url}` });
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/v1/')) return;
+    const header = req.headers.authorization ?? '';
+    const m = /^Bearer (.+)$/.exec(header);
+    if (!m)
+      return reply
+        .status(401)
+        .send({ error: 'missing bearer API key (Authorization: Bearer <key>)' });
+    if (!keyMatches(m[1] as string, deps.config.api.apiKeys)) {
+      return reply.status(401).send({ error: 'unknown API key' });
+    }
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const checks: Record<string, string> = {};
+    await Promise.all([
+      deps.db.query('SELECT 1').then(
+        () => (checks.postgres = 'ok'),
+        (e: Error) => (checks.postgres = e.message),
+      ),
+      withTimeout(deps.temporal.workflowService.getSystemInfo({}), 3000).then(
+        () => (checks.temporal = 'ok'),
+        (e: Error) => (checks.temporal = e.message),
+      ),
+    ]);
+    const ready = Object.values(checks).every((v) => v === 'ok');
+    return reply.status(ready ? 200 : 503).send({ ready, checks });
+  });
+
+  app.get('/v1/pool', async () => {
+    const levels = poolLevels(deps.config.pool.targets, await repo.countByTypeOsStatus());
+    return { levels };
+  });
+
+  return app;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e: unknown) => (clearTimeout(t), reject(e as Error)),
+    );
+  });
+}

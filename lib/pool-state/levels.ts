@@ -1,0 +1,52 @@
+/** Pool levels per (volume type × OS): what the operator and the fill both look at. */
+import type { PoolTarget } from '../config/load';
+import type { PoolCount } from './repository';
+
+export interface PoolLevel {
+  volumeType: string;
+  os: string;
+  target: number;
+  creating: number;
+  /** Ready to hand out: available and made from the OS's current snapshot. */
+  available: number;
+  reserved: number;
+  /** Made from an older snapshot: never handed out, drained and replaced. */
+  stale: number;
+  deleting: number;
+  /** How many more the next fill will create. */
+  missing: number;
+}
+
+export function poolLevels(targets: PoolTarget[], counts: PoolCount[]): PoolLevel[] {
+  const key = (t: string, o: string) => `${t}\u0000${o}`;
+  const levels = new Map<string, PoolLevel>();
+  const level = (volumeType: string, os: string, target: number): PoolLevel => {
+    let l = levels.get(key(volumeType, os));
+    if (!l) {
+      l = {
+        volumeType,
+        os,
+        target,
+        creating: 0,
+        available: 0,
+        reserved: 0,
+        stale: 0,
+        deleting: 0,
+        missing: 0,
+      };
+      levels.set(key(volumeType, os), l);
+    }
+    return l;
+  };
+  for (const t of targets) level(t.volumeType, t.os, t.target);
+  for (const c of counts) {
+    // Stock of a pair no longer configured shows with target 0: the operator sees it to drain it.
+    const l = level(c.type, c.os, 0);
+    if (!c.current && c.status !== 'reserved' && c.status !== 'deleting') l.stale += c.count;
+    else l[c.status] += c.count;
+  }
+  for (const l of levels.values()) l.missing = Math.max(0, l.target - l.creating - l.available);
+  return [...levels.values()].sort(
+    (a, b) => a.volumeType.localeCompare(b.volumeType) || a.os.localeCompare(b.os),
+  );
+}

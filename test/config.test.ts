@@ -1,0 +1,152 @@
+/** Configuration: the seed's INI, our example, overrides and clear rejections. */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../lib/config/load';
+import { compareVersions, parseSnapshotNameRule } from '../lib/config/snapshot-name-rule';
+
+const seedIni = readFileSync('config/seed-example.ini', 'utf8');
+const noEnv = {};
+
+function rejects(ini: string, pattern: RegExp, env: NodeJS.ProcessEnv = noEnv): void {
+  assert.throws(
+    () => loadConfig({ iniText: ini, env }),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe('configuration', () => {
+  test("the seed's example INI parses to the seed's targets and intervals", () => {
+    const c = loadConfig({ iniText: seedIni, env: noEnv });
+    assert.equal(c.concurrency, 2);
+    assert.deepEqual(c.pool.volumeTypes, ['sas']);
+    assert.deepEqual(c.pool.osMore, ['Debian8 64bit', 'Debian9 64bit']);
+    assert.equal(c.pool.osLess.length, 9);
+    assert.equal(c.pool.osLess[0], 'Freebsd9.3 64bit');
+    assert.equal(c.pool.fillEveryMinutes, 20);
+    assert.equal(c.pool.checkStateEveryMinutes, 5);
+    assert.equal(c.pool.createIntervalSeconds, 40);
+    assert.equal(c.pool.targets.length, 11);
+    assert.deepEqual(c.pool.targets[0], { os: 'Debian8 64bit', volumeType: 'sas', target: 10 });
+    assert.deepEqual(
+      c.pool.targets.find((t) => t.os === 'Windows2016 64bit'),
+      { os: 'Windows2016 64bit', volumeType: 'sas', target: 2 },
+    );
+    assert.equal(
+      c.pool.targets.reduce((n, t) => n + t.target, 0),
+      2 * 10 + 9 * 2,
+    );
+    assert.equal(c.auth.strategy, 'keystone');
+    assert.equal(c.auth.user, 'admin');
+    assert.equal(c.auth.password, 'admin');
+  });
+
+  test('the shipped stack config targets every type × OS', () => {
+    const c = loadConfig({ file: 'config/pool.ini', env: noEnv });
+    assert.deepEqual(c.pool.volumeTypes, ['sas', 'ssd']);
+    assert.equal(c.pool.targets.length, 2 * 11);
+    assert.equal(c.auth.strategy, 'noauth');
+    assert.match(c.auth.projectId ?? '', /^[0-9a-f]{32}$/);
+  });
+
+  test('environment overrides win, by POOL__SECTION__KEY and by well-known names', () => {
+    const c = loadConfig({
+      iniText: seedIni,
+      env: {
+        POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: '3',
+        POOL__VOLUMES__CONCURRENCY: '5',
+        DATABASE_URL: 'postgres://u:p@db.example:5432/x',
+        TEMPORAL_ADDRESS: 'temporal:7233',
+      },
+    });
+    assert.equal(c.pool.targets[0]?.target, 3);
+    assert.equal(c.concurrency, 5);
+    assert.equal(c.databaseUrl, 'postgres://u:p@db.example:5432/x');
+    assert.equal(c.temporal.address, 'temporal:7233');
+  });
+
+  test('a malformed number is rejected naming the key and the value', () => {
+    rejects(
+      seedIni.replace('backup_nums_more=10', 'backup_nums_more=ten'),
+      /\[volumes_backup\] backup_nums_more = "ten".*whole number/,
+    );
+    rejects(seedIni.replace('concurrency=2', 'concurrency=0'), /\[volumes\] concurrency = "0"/);
+    rejects(seedIni, /environment POOL__VOLUMES_BACKUP__BACKUP_FREQUENCY_MINUTE = "soon"/, {
+      POOL__VOLUMES_BACKUP__BACKUP_FREQUENCY_MINUTE: 'soon',
+    });
+  });
+
+  test('several problems are reported together, secrets are not echoed', () => {
+    const bad = seedIni
+      .replace('concurrency=2', 'concurrency=x')
+      .replace('backup_nums_less=2', 'backup_nums_less=-1');
+    rejects(bad, /concurrency.*\n.*backup_nums_less/s);
+    rejects(seedIni, /\[database\] url|DATABASE_URL = <secret>/, { DATABASE_URL: 'mysql://nope' });
+  });
+
+  test('unknown keys, empty type lists, an OS in both lists and missing auth are rejected', () => {
+    rejects(
+      seedIni.replace('backup_nums_less=2', 'backup_nums_less=2\nbackup_num_more=3'),
+      /unknown configuration key.*backup_num_more/,
+    );
+    rejects(
+      seedIni.replace('volume_backup_types=sas', 'volume_backup_types= , '),
+      /volume_backup_types.*at least one/,
+    );
+    rejects(seedIni.replace('Freebsd9.3 64bit,', 'Debian8 64bit,'), /both .*Debian8 64bit/);
+    rejects(seedIni.replace('auth_url=http://127.0.0.1:5000/v3', ''), /auth_url is required/);
+    rejects('[auth_args]\nauth_strategy=noauth\ncinder_url=http://c:8776/v3', /auth_project_id/);
+    rejects('[auth_args]\nauth_strategy=ldap', /auth_strategy = "ldap"/);
+    rejects(
+      seedIni.replace('interval_second=40', 'interval_second=40\nsnapshot_name_rule = {image}'),
+      /snapshot_name_rule: unknown placeholder \{image\}/,
+    );
+  });
+
+  test('a missing file is a clear error', () => {
+    assert.throws(
+      () => loadConfig({ file: 'config/nope.ini', env: noEnv }),
+      /cannot read configuration file config\/nope\.ini/,
+    );
+  });
+});
+
+describe('snapshot naming rule', () => {
+  const rule = parseSnapshotNameRule('os-image {os} {type} v{version}');
+
+  test('matches an OS name with spaces and dots literally, and yields the version', () => {
+    assert.equal(rule.match('os-image Freebsd9.3 64bit sas v12', 'Freebsd9.3 64bit', 'sas'), '12');
+    assert.equal(rule.match('os-image Freebsd9.3 64bit ssd v12', 'Freebsd9.3 64bit', 'sas'), null);
+    assert.equal(rule.match('os-image Freebsd9x3 64bit sas v12', 'Freebsd9.3 64bit', 'sas'), null);
+    assert.equal(rule.match('os-image Debian8 64bit sas v1.2', 'Debian8 64bit', 'sas'), '1.2');
+    assert.equal(rule.match('os-image Debian8 64bit sas vX', 'Debian8 64bit', 'sas'), null);
+  });
+
+  test('formats what it parses', () => {
+    const name = rule.format('Centos7.3 64bit', 'ssd', '20261123');
+    assert.equal(name, 'os-image Centos7.3 64bit ssd v20261123');
+    assert.equal(rule.match(name, 'Centos7.3 64bit', 'ssd'), '20261123');
+  });
+
+  test('a rule without type or version matches every type, version empty', () => {
+    const r = parseSnapshotNameRule('{os}-golden');
+    assert.equal(r.match('Debian9 64bit-golden', 'Debian9 64bit', 'anything'), '');
+    assert.equal(r.hasType, false);
+  });
+
+  test('rejects rules without {os} or with repeated placeholders', () => {
+    assert.throws(() => parseSnapshotNameRule('image-{type}'), /\{os\} exactly once/);
+    assert.throws(() => parseSnapshotNameRule('{os}{os}'), /\{os\} exactly once/);
+    assert.throws(() => parseSnapshotNameRule('{os} {version} {version}'), /may appear once/);
+  });
+
+  test('versions compare numerically', () => {
+    assert.ok(compareVersions('10', '9') > 0);
+    assert.ok(compareVersions('1.10', '1.9') > 0);
+    assert.equal(compareVersions('2.0', '2'), 0);
+  });
+});

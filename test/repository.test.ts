@@ -1,0 +1,139 @@
+/** The pool repository against the real PostgreSQL of the stack. */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createDb, migrate, type Db } from '../lib/pool-state/db';
+import { OsImageRepository, PoolRepository } from '../lib/pool-state/repository';
+import { config, unique } from './support/env';
+
+let db: Db;
+let repo: PoolRepository;
+// Each test run works on its own pool type, so runs and other suites never see each other's rows.
+const type = unique('repo-type');
+
+before(async () => {
+  db = createDb(config.databaseUrl, 40);
+  await migrate(config.databaseUrl); // idempotent: the stack already migrated
+  repo = new PoolRepository(db);
+});
+
+after(async () => {
+  await db.query(`DELETE FROM pool_volumes WHERE type = $1`, [type]);
+  await db.query(`DELETE FROM os_images WHERE type = $1`, [type]);
+  await db.end();
+});
+
+async function stock(os: string, n: number, snapshotId = 'snap-1'): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await repo.upsert({
+      name: unique('vol'),
+      type,
+      os,
+      snapshotId,
+      volumeId: crypto.randomUUID(),
+      status: 'available',
+      sizeGb: 1,
+    });
+  }
+}
+
+describe('pool repository (real PostgreSQL)', () => {
+  test('N concurrent reservers on M rows get min(N, M) distinct rows', async () => {
+    const os = unique('os');
+    const M = 7;
+    const N = 30;
+    await stock(os, M);
+    const results = await Promise.all(
+      Array.from({ length: N }, (_, i) => repo.reserve(type, os, `claim-${os}-${i}`)),
+    );
+    const won = results.filter((r) => r !== null);
+    assert.equal(won.length, Math.min(N, M));
+    assert.equal(new Set(won.map((r) => r.id)).size, won.length, 'a row was handed out twice');
+    for (const r of won) assert.equal(r.status, 'reserved');
+    const counts = (await repo.countByTypeOsStatus()).filter((c) => c.type === type && c.os === os);
+    assert.deepEqual(
+      counts.map((c) => [c.status, c.count]),
+      [['reserved', M]],
+    );
+  });
+
+  test('reserving again for the same claim returns the same row (idempotent retry)', async () => {
+    const os = unique('os');
+    await stock(os, 3);
+    const first = await repo.reserve(type, os, `claim-${os}`);
+    const again = await repo.reserve(type, os, `claim-${os}`);
+    assert.ok(first && again);
+    assert.equal(again.id, first.id);
+  });
+
+  test('release gives the row back only to its holder; delete removes it', async () => {
+    const os = unique('os');
+    await stock(os, 1);
+    const r = await repo.reserve(type, os, 'holder');
+    assert.ok(r);
+    assert.equal(await repo.reserve(type, os, 'other'), null, 'the only row is taken');
+    assert.equal(await repo.release(r.id, 'other'), false);
+    assert.equal(await repo.release(r.id, 'holder'), true);
+    const again = await repo.reserve(type, os, 'other');
+    assert.equal(again?.id, r.id);
+    assert.equal(await repo.delete(r.id), true);
+    assert.equal(await repo.get(r.id), null);
+  });
+
+  test('only stock of the requested snapshot is reserved; counts tell current from stale', async () => {
+    const os = unique('os');
+    await stock(os, 2, 'old-snap');
+    await stock(os, 1, 'new-snap');
+    await new OsImageRepository(db).upsert({
+      os,
+      type,
+      snapshotId: 'new-snap',
+      snapshotName: 'x',
+      version: '2',
+      volumeType: 'sas',
+      sizeGb: 1,
+    });
+    const r = await repo.reserve(type, os, 'c1', 'new-snap');
+    assert.equal(r?.snapshotId, 'new-snap');
+    assert.equal(await repo.reserve(type, os, 'c2', 'new-snap'), null);
+    const counts = (await repo.countByTypeOsStatus()).filter((c) => c.type === type && c.os === os);
+    assert.deepEqual(
+      counts.map((c) => [c.status, c.current, c.count]),
+      [
+        ['available', false, 2],
+        ['reserved', true, 1],
+      ],
+    );
+  });
+
+  test('upsert by name fills in the volume id later and keeps a reservation', async () => {
+    const os = unique('os');
+    const name = unique('pending');
+    const pending = await repo.upsert({ name, type, os, snapshotId: 's' });
+    assert.equal(pending.volumeId, null);
+    assert.equal(pending.status, 'creating');
+    const id = crypto.randomUUID();
+    const done = await repo.upsert({
+      name,
+      type,
+      os,
+      snapshotId: 's',
+      volumeId: id,
+      status: 'available',
+    });
+    assert.equal(done.id, pending.id);
+    assert.equal(done.volumeId, id);
+    assert.equal((await repo.findByVolumeId(id))?.name, name);
+    assert.ok(await repo.transition(done.id, 'available', 'creating'));
+    assert.equal(await repo.transition(done.id, 'available', 'deleting'), false);
+  });
+
+  test('the database refuses a reserved row without holder', async () => {
+    await assert.rejects(
+      db.query(
+        `INSERT INTO pool_volumes (name, type, os, snapshot_id, status) VALUES ($1, $2, 'x', 's', 'reserved')`,
+        [unique('bad'), type],
+      ),
+      /pool_volumes_reservation/,
+    );
+  });
+});
