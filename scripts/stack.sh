@@ -83,8 +83,8 @@ ensure_machine_services() {
 # ---------------------------------------------------------------- installs
 install_node_deps() {
   if [[ ! -d "$ROOT/node_modules/@temporalio/worker" ]]; then
-    say "installing node dependencies (npm ci)"
-    (cd "$ROOT" && npm ci --no-audit --no-fund)
+    say "installing node dependencies (npm install)"
+    (cd "$ROOT" && npm install --no-audit --no-fund)
   fi
 }
 
