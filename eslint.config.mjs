@@ -32,7 +32,15 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              group: ['../activities/*', '../activities', '../lib/cinder*', '../lib/pool-state*'],
+              group: [
+                '../activities',
+                '../activities/**',
+                '../lib/cinder',
+                '../lib/cinder/**',
+                '../lib/pool-state/db',
+                '../lib/pool-state/repository',
+                '../lib/config/**',
+              ],
               allowTypeImports: true,
               message: 'Import activities (and clients) as types only.',
             },

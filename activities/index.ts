@@ -4,10 +4,20 @@
  */
 import type { Deps } from './deps';
 import { describeCinderActivity } from './cinder/describe';
+import { resolveImagesActivity } from './fill/images';
+import { planFillActivity } from './fill/plan';
+import { poolVolumeActivities } from './fill/volumes';
+import { reconcileActivities } from './fill/reconcile';
+import { runActivities } from './fill/runs';
 
 export function createActivities(deps: Deps) {
   return {
     describeCinder: describeCinderActivity(deps),
+    resolveImages: resolveImagesActivity(deps),
+    planFill: planFillActivity(deps),
+    ...poolVolumeActivities(deps),
+    ...reconcileActivities(deps),
+    ...runActivities(deps),
   };
 }
 

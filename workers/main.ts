@@ -8,6 +8,8 @@ import { cinderFromConfig } from '../lib/cinder';
 import { createDb } from '../lib/pool-state/db';
 import { createLogger } from '../lib/log';
 import { createActivities } from '../activities';
+import { connectClient } from '../lib/temporal/connect';
+import { ensureSchedules } from '../lib/temporal/schedules';
 
 async function main(): Promise<void> {
   const config = loadConfig();

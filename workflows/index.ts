@@ -1,2 +1,4 @@
 // Every workflow the worker registers.
 export * from './smoke';
+export * from './fill';
+export * from './maintenance';

@@ -25,6 +25,39 @@ export const PROFILES = {
       nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
     },
   },
+  /**
+   * One pool volume create: may wait for its rate-limit slot (heartbeating) before the POST.
+   * Over quota is not retried here: the fill stops creating and records why.
+   */
+  poolCreate: {
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: [...PERMANENT_CINDER_ERRORS, 'CinderOverLimit'],
+    },
+  },
+  /** Watching a volume in `creating` (Ceph flatten can take minutes); the activity enforces the
+   * configured creating timeout itself, this is only the outer bound. */
+  poolAwait: {
+    startToCloseTimeout: '3 hours',
+    heartbeatTimeout: '1 minute',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  },
+  /** A pass over every pool volume (one list, then per-row fixes). */
+  cinderScan: {
+    startToCloseTimeout: '10 minutes',
+    retry: {
+      initialInterval: '2 seconds',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
+    },
+  },
   /** A database statement: PostgreSQL restarts are ridden out for a while. */
   database: {
     startToCloseTimeout: '15 seconds',

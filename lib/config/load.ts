@@ -32,6 +32,8 @@ export interface AppConfig {
     checkStateEveryMinutes: number;
     createIntervalSeconds: number;
     creatingTimeoutMinutes: number;
+    drainPerRun: number;
+    pollIntervalSeconds: number;
     volumeNamePrefix: string;
     snapshotNameRule: SnapshotNameRule;
     /** Target per (volume type × OS): `backup_nums_more` for the "more" list, `_less` otherwise. */
@@ -50,7 +52,14 @@ export interface AppConfig {
     cinderUrl?: string;
     requestTimeoutMs: number;
   };
-  temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    uiUrl: string;
+    schedulePrefix: string;
+    manageSchedules: boolean;
+  };
   databaseUrl: string;
   api: { host: string; port: number; apiKeys: string[] };
   /** Where the values came from, for error messages and `pool config`. */
@@ -185,6 +194,8 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       checkStateEveryMinutes: v.checkStateEveryMinutes,
       createIntervalSeconds: v.createIntervalSeconds,
       creatingTimeoutMinutes: v.creatingTimeoutMinutes,
+      drainPerRun: v.drainPerRun,
+      pollIntervalSeconds: v.pollIntervalSeconds,
       volumeNamePrefix: v.volumeNamePrefix,
       snapshotNameRule,
       targets: buildTargets(v),
@@ -207,6 +218,8 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       namespace: v.temporalNamespace,
       taskQueue: v.taskQueue,
       uiUrl: v.temporalUiUrl.replace(/\/+$/, ''),
+      schedulePrefix: v.schedulePrefix,
+      manageSchedules: v.manageSchedules,
     },
     databaseUrl: v.databaseUrl,
     api: { host: v.apiHost, port: v.apiPort, apiKeys: v.apiKeys },

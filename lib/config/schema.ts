@@ -99,6 +99,18 @@ export const KEYS = {
     schema: num(0.1),
     default: '30',
   },
+  drainPerRun: {
+    section: 'volumes_backup',
+    key: 'stale_drain_per_run',
+    schema: int(0, 10000),
+    default: '2',
+  },
+  pollIntervalSeconds: {
+    section: 'volumes_backup',
+    key: 'poll_interval_second',
+    schema: num(0.1),
+    default: '2',
+  },
   volumeNamePrefix: {
     section: 'volumes_backup',
     key: 'pool_volume_name_prefix',
@@ -165,6 +177,21 @@ export const KEYS = {
     env: ['TEMPORAL_NAMESPACE'],
   },
   taskQueue: { section: 'temporal', key: 'task_queue', schema: text, default: 'warm-pool' },
+  schedulePrefix: {
+    section: 'temporal',
+    key: 'schedule_prefix',
+    schema: z
+      .string()
+      .trim()
+      .regex(/^[\w-]+$/, 'expected letters, digits, - and _'),
+    default: 'warm-pool',
+  },
+  manageSchedules: {
+    section: 'temporal',
+    key: 'manage_schedules',
+    schema: z.enum(['true', 'false']).transform((v) => v === 'true'),
+    default: 'true',
+  },
   temporalUiUrl: {
     section: 'temporal',
     key: 'ui_url',

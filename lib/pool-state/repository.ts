@@ -21,6 +21,8 @@ export interface PoolVolume {
   reservedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  requestedAt: Date | null;
+  readyAt: Date | null;
 }
 
 export interface OsImage {
@@ -46,7 +48,7 @@ export interface PoolCount {
 type Queryable = Pick<pg.Pool, 'query'>;
 
 const POOL_COLUMNS = `id, volume_id, name, type, os, snapshot_id, volume_type, size_gb, status,
-  reserved_by, reserved_at, created_at, updated_at`;
+  reserved_by, reserved_at, created_at, updated_at, requested_at, ready_at`;
 
 function toPoolVolume(r: Record<string, unknown>): PoolVolume {
   return {
@@ -63,6 +65,8 @@ function toPoolVolume(r: Record<string, unknown>): PoolVolume {
     reservedAt: (r.reserved_at as Date | null) ?? null,
     createdAt: r.created_at as Date,
     updatedAt: r.updated_at as Date,
+    requestedAt: (r.requested_at as Date | null) ?? null,
+    readyAt: (r.ready_at as Date | null) ?? null,
   };
 }
 
@@ -236,6 +240,43 @@ export class PoolRepository {
       [id, claimId],
     );
     return rowCount === 1;
+  }
+
+  /** Records the Cinder volume of a row once Cinder accepted the create. */
+  async setVolume(id: number, volumeId: string, requestedAt: Date | null): Promise<void> {
+    await this.db.query(
+      `UPDATE pool_volumes SET volume_id = $2, requested_at = COALESCE(requested_at, $3), updated_at = now()
+        WHERE id = $1`,
+      [id, volumeId, requestedAt],
+    );
+  }
+
+  /** creating → available, stamping when it became ready. */
+  async markAvailable(id: number): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pool_volumes SET status = 'available', ready_at = now(), updated_at = now()
+        WHERE id = $1 AND status = 'creating'`,
+      [id],
+    );
+    return rowCount === 1;
+  }
+
+  /**
+   * Takes the next creation slot of a global rate limit: at least `intervalSeconds` after the
+   * previous slot, never in the past. Returns how long to wait for it and the slot's time.
+   */
+  async takeSlot(name: string, intervalSeconds: number): Promise<{ waitMs: number; at: Date }> {
+    await this.db.query(
+      `INSERT INTO rate_limits (name, last_at) VALUES ($1, '-infinity') ON CONFLICT (name) DO NOTHING`,
+      [name],
+    );
+    const { rows } = await this.db.query(
+      `UPDATE rate_limits SET last_at = greatest(last_at + make_interval(secs => $2), clock_timestamp())
+        WHERE name = $1
+      RETURNING last_at, extract(epoch FROM (last_at - clock_timestamp())) * 1000 AS wait_ms`,
+      [name, intervalSeconds],
+    );
+    return { waitMs: Math.max(0, Number(rows[0].wait_ms)), at: rows[0].last_at as Date };
   }
 
   async delete(id: number): Promise<boolean> {

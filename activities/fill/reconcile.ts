@@ -1,0 +1,257 @@
+/**
+ * Keeping the table and Cinder in agreement (the seed's check_volume_state, and more):
+ * - status check: `creating` rows follow Cinder; idle `available` stock that vanished or broke is
+ *   removed, so it is never handed out;
+ * - leaks: a pool-tagged volume in the admin project that no row knows is adopted (available,
+ *   current image, pool short) or deleted, but only when seen in two consecutive passes;
+ * - rows whose volume vanished are removed.
+ * One volume list per pass (by the pool tag), not one GET per row.
+ */
+import { log } from '@temporalio/activity';
+import { OsImageRepository, PoolRepository } from '../../lib/pool-state/repository';
+import { TAGS } from '../../lib/pool-state/naming';
+import type { Volume } from '../../lib/cinder';
+import type { Deps } from '../deps';
+import { poolVolumeActivities, toFailure } from './volumes';
+
+export interface CheckResult {
+  madeAvailable: number;
+  removedFailed: number;
+  removedTimedOut: number;
+  removedVanished: number;
+  stillCreating: number;
+}
+
+export interface ReconcileResult {
+  pass: number;
+  tagged: number;
+  unknownSeenOnce: number;
+  adopted: string[];
+  deletedLeaks: string[];
+  rowsWithoutVolume: number;
+}
+
+const BROKEN = new Set([
+  'error',
+  'error_deleting',
+  'error_extending',
+  'error_restoring',
+  'deleting',
+]);
+
+export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db'>) {
+  const { config, cinder, db } = deps;
+  const repo = new PoolRepository(db);
+  const images = new OsImageRepository(db);
+  const prefix = config.pool.volumeNamePrefix;
+  const { drainPoolVolume } = poolVolumeActivities(deps);
+
+  async function taggedVolumes(): Promise<Map<string, Volume>> {
+    try {
+      const list = await cinder.listVolumes({ metadata: { [TAGS.pool]: prefix } });
+      return new Map(list.map((v) => [v.id, v]));
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+
+  async function removeRow(rowId: number, volume: Volume | undefined): Promise<void> {
+    if (volume && volume.status !== 'deleting') {
+      try {
+        await cinder.deleteVolume(volume.id, { cascade: true });
+      } catch (err) {
+        if ((err as { status?: number }).status !== 404) throw toFailure(err);
+      }
+    }
+    await repo.delete(rowId);
+  }
+
+  /** The seed's check_volume_state, plus idle-stock health. */
+  async function checkPoolState(): Promise<CheckResult> {
+    const result: CheckResult = {
+      madeAvailable: 0,
+      removedFailed: 0,
+      removedTimedOut: 0,
+      removedVanished: 0,
+      stillCreating: 0,
+    };
+    const volumes = await taggedVolumes();
+    const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
+    for (const row of await repo.listAll()) {
+      if (row.status === 'reserved' || row.status === 'deleting') continue; // a claim or a drain owns it
+      let v = row.volumeId ? volumes.get(row.volumeId) : undefined;
+      if (row.volumeId && !v)
+        v = (await cinder.findVolume(row.volumeId).catch(() => undefined)) ?? undefined;
+      const age = Date.now() - row.createdAt.getTime();
+      if (!row.volumeId) {
+        // A create whose Cinder answer was never recorded: adopt by name, or drop once old.
+        const byName = [...volumes.values()].find((x) => x.name === row.name);
+        if (byName) await repo.setVolume(row.id, byName.id, null);
+        else if (age > timeoutMs) {
+          await repo.delete(row.id);
+          result.removedVanished++;
+        } else result.stillCreating++;
+        continue;
+      }
+      if (!v) {
+        log.warn(
+          `pool volume ${row.volumeId} (${row.name}) vanished from Cinder: removing its row`,
+        );
+        await repo.delete(row.id);
+        result.removedVanished++;
+      } else if (row.status === 'creating') {
+        if (v.status === 'available') {
+          if (await repo.markAvailable(row.id)) result.madeAvailable++;
+        } else if (v.status === 'creating' || v.status === 'downloading') {
+          if (age > timeoutMs) {
+            await removeRow(row.id, v);
+            result.removedTimedOut++;
+          } else result.stillCreating++;
+        } else {
+          log.warn(`pool volume ${v.id} (${v.name}) is ${v.status}: deleting it`);
+          await removeRow(row.id, v);
+          result.removedFailed++;
+        }
+      } else if (row.status === 'available' && v.status !== 'available') {
+        if (BROKEN.has(v.status)) {
+          log.warn(`idle pool volume ${v.id} (${v.name}) turned ${v.status}: deleting it`);
+          if (await repo.transition(row.id, 'available', 'deleting')) {
+            await removeRow(row.id, v);
+            result.removedFailed++;
+          }
+        } else {
+          // Not ours to fix blindly (e.g. attached by someone): never hand it out meanwhile.
+          log.warn(
+            `idle pool volume ${v.id} (${v.name}) is ${v.status}: taking it out of the pool`,
+          );
+          if (await repo.transition(row.id, 'available', 'deleting')) {
+            await repo.delete(row.id);
+            result.removedVanished++;
+          }
+        }
+      }
+    }
+    return result;
+  }
+
+  async function reconcile(): Promise<ReconcileResult> {
+    const { rows } = await db.query<{ pass: string }>(`SELECT nextval('reconcile_pass') AS pass`);
+    const pass = Number(rows[0]?.pass);
+    const volumes = await taggedVolumes();
+    const poolRows = await repo.listAll();
+    const knownIds = new Set(poolRows.map((r) => r.volumeId).filter((x): x is string => !!x));
+    const knownNames = new Set(poolRows.map((r) => r.name));
+    const result: ReconcileResult = {
+      pass,
+      tagged: volumes.size,
+      unknownSeenOnce: 0,
+      adopted: [],
+      deletedLeaks: [],
+      rowsWithoutVolume: 0,
+    };
+
+    for (const v of volumes.values()) {
+      if (knownIds.has(v.id) || knownNames.has(v.name)) continue;
+      const prev = await db.query<{ last_pass: string }>(
+        `SELECT last_pass FROM leak_sightings WHERE volume_id = $1`,
+        [v.id],
+      );
+      // Acted on only when the previous pass saw it too; otherwise (first sighting, or a pass
+      // without it in between) the sighting (re)starts here.
+      if (Number(prev.rows[0]?.last_pass ?? -1) !== pass - 1) {
+        await db.query(
+          `INSERT INTO leak_sightings (volume_id, name, first_pass, last_pass) VALUES ($1, $2, $3, $3)
+           ON CONFLICT (volume_id) DO UPDATE SET first_pass = $3, last_pass = $3, seen_at = now()`,
+          [v.id, v.name, pass],
+        );
+        result.unknownSeenOnce++;
+        continue;
+      }
+      await db.query(`DELETE FROM leak_sightings WHERE volume_id = $1`, [v.id]);
+      const os = v.metadata[TAGS.os];
+      const type = v.metadata[TAGS.type];
+      const image = os && type ? await images.get(os, type) : null;
+      const target =
+        config.pool.targets.find((t) => t.os === os && t.volumeType === type)?.target ?? 0;
+      const have = poolRows.filter(
+        (r) =>
+          r.os === os &&
+          r.type === type &&
+          (r.status === 'available' || r.status === 'creating') &&
+          r.snapshotId === image?.snapshotId,
+      ).length;
+      if (
+        v.status === 'available' &&
+        image &&
+        v.snapshotId === image.snapshotId &&
+        have < target &&
+        os &&
+        type
+      ) {
+        await repo.upsert({
+          name: v.name,
+          type,
+          os,
+          snapshotId: image.snapshotId,
+          volumeType: v.volumeType,
+          sizeGb: v.size,
+          volumeId: v.id,
+          status: 'available',
+        });
+        poolRows.push({
+          os,
+          type,
+          status: 'available',
+          snapshotId: image.snapshotId,
+        } as (typeof poolRows)[number]);
+        log.info(`adopted leaked pool volume ${v.id} (${v.name})`);
+        result.adopted.push(v.id);
+      } else {
+        if (v.status !== 'deleting') {
+          try {
+            await cinder.deleteVolume(v.id, { cascade: true });
+          } catch (err) {
+            if ((err as { status?: number }).status !== 404) throw toFailure(err);
+          }
+        }
+        log.warn(`deleted leaked pool volume ${v.id} (${v.name}, ${v.status})`);
+        result.deletedLeaks.push(v.id);
+      }
+    }
+    await db.query(`DELETE FROM leak_sightings WHERE last_pass < $1`, [pass]);
+
+    // Rows whose volume is gone from Cinder (not just from the tagged list: a claim may have
+    // untagged it while the row is reserved).
+    for (const r of poolRows) {
+      if (
+        !r.volumeId ||
+        r.status === 'reserved' ||
+        r.status === 'deleting' ||
+        volumes.has(r.volumeId)
+      )
+        continue;
+      if (!(await cinder.findVolume(r.volumeId).catch(() => 'unknown'))) {
+        await repo.delete(r.id);
+        result.rowsWithoutVolume++;
+      }
+    }
+    return result;
+  }
+
+  /** Rows an operator asked to drain: `available` ones of the given OS/type (all when unset). */
+  async function listDrainable(filter: {
+    os?: string;
+    type?: string;
+    staleOnly?: boolean;
+  }): Promise<number[]> {
+    const current = new Map(
+      (await images.list()).map((i) => [`${i.os}\u0000${i.type}`, i.snapshotId]),
+    );
+    return (await repo.listByStatus('available'))
+      .filter((r) => (!filter.os || r.os === filter.os) && (!filter.type || r.type === filter.type))
+      .filter((r) => !filter.staleOnly || current.get(`${r.os}\u0000${r.type}`) !== r.snapshotId)
+      .map((r) => r.id);
+  }
+
+  return { checkPoolState, reconcile, listDrainable, drainPoolVolume };
+}

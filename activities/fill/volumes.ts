@@ -1,0 +1,175 @@
+/**
+ * Creating, watching and deleting pool volumes. Each activity is idempotent, so Temporal may
+ * retry it after any crash:
+ * - the row is written (by its unique name) before Cinder is asked, and Cinder is asked only after
+ *   looking the name up, so a retried create finds the first attempt's volume instead of making a
+ *   second one, and a crash between Cinder's answer and the row update loses nothing;
+ * - known-permanent Cinder errors become non-retryable ApplicationFailures with their type.
+ */
+import { ApplicationFailure, Context, heartbeat, log, sleep } from '@temporalio/activity';
+import { CinderError, CinderOverLimit, type Volume } from '../../lib/cinder';
+import { PoolRepository } from '../../lib/pool-state/repository';
+import { poolTags } from '../../lib/pool-state/naming';
+import type { Deps } from '../deps';
+
+export interface CreatePoolVolumeInput {
+  name: string;
+  os: string;
+  type: string;
+  snapshotId: string;
+  volumeType: string;
+  sizeGb: number;
+}
+
+export type AwaitOutcome = 'available' | 'failed' | 'timeout' | 'vanished';
+
+export const CREATE_RATE_LIMIT = 'pool-create';
+
+/** A Cinder error as a Temporal failure: permanent ones are not retried. */
+export function toFailure(err: unknown): unknown {
+  if (!(err instanceof CinderError)) return err;
+  if (err instanceof CinderOverLimit) {
+    return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
+  }
+  return ApplicationFailure.create({
+    message: err.message,
+    type: err.type,
+    nonRetryable: !err.retryable && (err.status ?? 500) < 500,
+  });
+}
+
+async function sleepWithHeartbeat(ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    heartbeat();
+    await sleep(Math.min(5_000, until - Date.now()));
+  }
+}
+
+export function poolVolumeActivities({
+  config,
+  cinder,
+  db,
+}: Pick<Deps, 'config' | 'cinder' | 'db'>) {
+  const repo = new PoolRepository(db);
+  const prefix = config.pool.volumeNamePrefix;
+
+  async function createPoolVolume(
+    input: CreatePoolVolumeInput,
+  ): Promise<{ rowId: number; volumeId: string }> {
+    const row = await repo.upsert({
+      name: input.name,
+      type: input.type,
+      os: input.os,
+      snapshotId: input.snapshotId,
+      volumeType: input.volumeType,
+      sizeGb: input.sizeGb,
+      status: 'creating',
+    });
+    if (row.volumeId) return { rowId: row.id, volumeId: row.volumeId };
+    try {
+      // A previous attempt may have reached Cinder before dying: its volume carries our name.
+      const existing = (await cinder.listVolumes({ name: input.name }))[0];
+      if (existing) {
+        await repo.setVolume(row.id, existing.id, null);
+        log.info(`found volume ${existing.id} of an earlier attempt for ${input.name}`);
+        return { rowId: row.id, volumeId: existing.id };
+      }
+      const slot = await repo.takeSlot(CREATE_RATE_LIMIT, config.pool.createIntervalSeconds);
+      if (slot.waitMs > 0) await sleepWithHeartbeat(slot.waitMs);
+      const v = await cinder.createVolume({
+        name: input.name,
+        size: input.sizeGb,
+        snapshotId: input.snapshotId,
+        volumeType: input.volumeType,
+        metadata: poolTags(prefix, input.os, input.type, input.snapshotId),
+        description: `warm pool stock: ${input.type} / ${input.os}`,
+      });
+      await repo.setVolume(row.id, v.id, slot.at);
+      return { rowId: row.id, volumeId: v.id };
+    } catch (err) {
+      if (err instanceof CinderError && !err.retryable && (err.status ?? 500) < 500) {
+        // Nothing was created (quota, bad snapshot…): the row must not count as stock.
+        await repo.delete(row.id);
+      }
+      throw toFailure(err);
+    }
+  }
+
+  /** Removes a pool volume from Cinder (if still there) and its row. */
+  async function destroy(rowId: number, volumeId: string | null): Promise<void> {
+    if (volumeId) {
+      try {
+        const v = await cinder.findVolume(volumeId);
+        if (v && v.status !== 'deleting') {
+          if (v.status === 'awaiting-transfer') {
+            for (const t of await cinder.listTransfers({ volumeId }))
+              await cinder.deleteTransfer(t.id);
+          }
+          await cinder.deleteVolume(volumeId, { cascade: true });
+        }
+      } catch (err) {
+        throw toFailure(err);
+      }
+    }
+    await repo.delete(rowId);
+  }
+
+  /**
+   * Watches a `creating` pool volume until it is `available` (row marked available) or not
+   * (volume and row removed, so the next fill replaces it). Heartbeats while it waits.
+   */
+  async function awaitPoolVolume(input: {
+    rowId: number;
+    volumeId: string;
+  }): Promise<AwaitOutcome> {
+    const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
+    const pollMs = config.pool.pollIntervalSeconds * 1000;
+    for (;;) {
+      const row = await repo.get(input.rowId);
+      if (!row) return 'vanished'; // removed meanwhile (drain, status check)
+      if (row.status !== 'creating') return row.status === 'available' ? 'available' : 'vanished';
+      let v: Volume | null;
+      try {
+        v = await cinder.findVolume(input.volumeId);
+      } catch (err) {
+        throw toFailure(err);
+      }
+      if (!v) {
+        await repo.delete(input.rowId);
+        return 'vanished';
+      }
+      if (v.status === 'available') {
+        await repo.markAvailable(input.rowId);
+        return 'available';
+      }
+      if (v.status !== 'creating' && v.status !== 'downloading') {
+        log.warn(`pool volume ${v.id} (${v.name}) is ${v.status}: deleting it`);
+        await destroy(input.rowId, v.id);
+        return 'failed';
+      }
+      if (Date.now() - row.createdAt.getTime() > timeoutMs) {
+        log.warn(
+          `pool volume ${v.id} (${v.name}) still creating after ${config.pool.creatingTimeoutMinutes} min: deleting it`,
+        );
+        await destroy(input.rowId, v.id);
+        return 'timeout';
+      }
+      heartbeat();
+      await sleep(pollMs);
+      if (Context.current().cancellationSignal.aborted) throw new Error('cancelled');
+    }
+  }
+
+  /** Drains one stale or unwanted row: only if it is still `available` (a claim may have won it). */
+  async function drainPoolVolume(rowId: number): Promise<boolean> {
+    const row = await repo.get(rowId);
+    if (!row) return false;
+    if (row.status !== 'deleting' && !(await repo.transition(rowId, 'available', 'deleting')))
+      return false;
+    await destroy(rowId, row.volumeId);
+    return true;
+  }
+
+  return { createPoolVolume, awaitPoolVolume, drainPoolVolume };
+}

@@ -1,0 +1,35 @@
+/**
+ * How pool volumes look in Cinder: a recognisable name and metadata tags saying they are ours,
+ * for which OS and type, from which snapshot. Reconciliation finds leaks by the pool tag; a claim
+ * removes every tag when it hands a volume over.
+ */
+export const TAGS = {
+  pool: 'warmpool-pool',
+  os: 'warmpool-os',
+  type: 'warmpool-type',
+  snapshot: 'warmpool-snapshot',
+} as const;
+
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9.]+/g, '-')
+    .replace(/^-|-$/g, '');
+
+/** `<prefix>-<type>-<os slug>-<id>`: `id` makes it unique and is the create's idempotency key. */
+export function poolVolumeName(prefix: string, type: string, os: string, id: string): string {
+  return `${prefix}-${slug(type)}-${slug(os)}-${id}`;
+}
+
+export function poolTags(
+  prefix: string,
+  os: string,
+  type: string,
+  snapshotId: string,
+): Record<string, string> {
+  return { [TAGS.pool]: prefix, [TAGS.os]: os, [TAGS.type]: type, [TAGS.snapshot]: snapshotId };
+}
+
+export function isPoolTagged(metadata: Record<string, string>, prefix: string): boolean {
+  return metadata[TAGS.pool] === prefix;
+}

@@ -1,0 +1,90 @@
+/**
+ * The pool's Temporal Schedules (durable cron): the fill every `backup_frequency_minute`, the
+ * status check every `check_state_frequency_minute`. Overlap SKIP: a tick that finds the previous
+ * run still going starts nothing. Created or updated from the configuration at worker start, so a
+ * changed config plus a restart changes the schedules; a paused schedule stays paused.
+ */
+import {
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptionsAction,
+  type ScheduleSpec,
+} from '@temporalio/client';
+import type { AppConfig } from '../config/load';
+
+export function scheduleIds(config: AppConfig) {
+  const p = config.temporal.schedulePrefix;
+  return { fill: `${p}-fill`, check: `${p}-check` };
+}
+
+interface Wanted {
+  id: string;
+  spec: ScheduleSpec;
+  action: ScheduleOptionsAction;
+  note: string;
+}
+
+function wanted(config: AppConfig): Wanted[] {
+  const ids = scheduleIds(config);
+  const taskQueue = config.temporal.taskQueue;
+  return [
+    {
+      id: ids.fill,
+      spec: { intervals: [{ every: Math.round(config.pool.fillEveryMinutes * 60_000) }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'fillPoolWorkflow',
+        taskQueue,
+        workflowId: ids.fill,
+        args: [{ reason: 'schedule' }],
+      },
+      note: `fill every ${config.pool.fillEveryMinutes} min`,
+    },
+    {
+      id: ids.check,
+      spec: { intervals: [{ every: Math.round(config.pool.checkStateEveryMinutes * 60_000) }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'checkPoolStateWorkflow',
+        taskQueue,
+        workflowId: ids.check,
+        args: [],
+      },
+      note: `status check every ${config.pool.checkStateEveryMinutes} min`,
+    },
+  ];
+}
+
+const policies = {
+  overlap: ScheduleOverlapPolicy.SKIP,
+  catchupWindow: '1 minute',
+  pauseOnFailure: false,
+} as const;
+
+export async function ensureSchedules(client: Client, config: AppConfig): Promise<string[]> {
+  const done: string[] = [];
+  for (const w of wanted(config)) {
+    try {
+      await client.schedule.create({
+        scheduleId: w.id,
+        spec: w.spec,
+        action: w.action,
+        policies,
+        state: { note: w.note },
+      });
+      done.push(`created ${w.id} (${w.note})`);
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+      // update() may call the function more than once: it must only derive from `prev`.
+      await client.schedule.getHandle(w.id).update((prev) => ({
+        ...prev,
+        spec: w.spec,
+        action: w.action,
+        policies: { ...prev.policies, ...policies },
+      }));
+      done.push(`updated ${w.id} (${w.note})`);
+    }
+  }
+  return done;
+}

@@ -1,0 +1,172 @@
+/**
+ * The fill (the seed's backup_volume), started by the fill Schedule: reconcile leaks, resolve
+ * each OS to its newest snapshot, plan, then create what is missing, at most `concurrency`
+ * volumes in flight (from the create until the volume leaves `creating`), each creation spaced by
+ * the global rate limit, round-robin across (type, OS) so every pool gets stock early. Stale
+ * stock (older image) is drained at a bounded rate meanwhile. Over quota stops creating for this
+ * run and records why; the next run tries again.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  proxyActivities,
+  setHandler,
+  uuid4,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { CreateOrder } from '../activities/fill/plan';
+import type { ReconcileResult } from '../activities/fill/reconcile';
+import { poolVolumeName } from '../lib/pool-state/naming';
+import { PROFILES } from './profiles';
+
+const call = proxyActivities<Activities>(PROFILES.cinderCall);
+const create = proxyActivities<Activities>(PROFILES.poolCreate);
+const watch = proxyActivities<Activities>(PROFILES.poolAwait);
+const scan = proxyActivities<Activities>(PROFILES.cinderScan);
+const db = proxyActivities<Activities>(PROFILES.database);
+
+export interface FillProgress {
+  phase: 'starting' | 'reconciling' | 'resolving' | 'planning' | 'filling' | 'done';
+  reason: string;
+  planned: number;
+  requested: number;
+  available: number;
+  failed: number;
+  inFlight: number;
+  drained: number;
+  staleTotal: number;
+  /** Why creating stopped early (e.g. the project's quota), else null. */
+  stoppedBy: string | null;
+  skipped: { os: string; type: string; reason: string }[];
+  errors: string[];
+  reconcile: ReconcileResult | null;
+  perPool: Record<string, { planned: number; available: number; failed: number }>;
+}
+
+export const fillProgressQuery = defineQuery<FillProgress>('progress');
+
+/** Orders round-robin: one of each (type, OS) in turn, the emptiest pools first. */
+export function interleave(orders: CreateOrder[]): CreateOrder[] {
+  const left = orders.map((o) => ({ o, n: o.missing })).sort((a, b) => b.n - a.n);
+  const out: CreateOrder[] = [];
+  while (left.some((x) => x.n > 0)) {
+    for (const x of left) {
+      if (x.n > 0) {
+        out.push(x.o);
+        x.n--;
+      }
+    }
+  }
+  return out;
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
+export async function fillPoolWorkflow(input: { reason?: string } = {}): Promise<FillProgress> {
+  const p: FillProgress = {
+    phase: 'starting',
+    reason: input.reason ?? 'schedule',
+    planned: 0,
+    requested: 0,
+    available: 0,
+    failed: 0,
+    inFlight: 0,
+    drained: 0,
+    staleTotal: 0,
+    stoppedBy: null,
+    skipped: [],
+    errors: [],
+    reconcile: null,
+    perPool: {},
+  };
+  setHandler(fillProgressQuery, () => p);
+  await db.recordRun({ kind: 'fill', summary: p });
+
+  p.phase = 'reconciling';
+  p.reconcile = await scan.reconcile();
+
+  p.phase = 'resolving';
+  const resolved = await call.resolveImages({});
+  p.skipped = resolved.skipped;
+
+  p.phase = 'planning';
+  const plan = await db.planFill(resolved.images);
+  p.staleTotal = plan.staleTotal;
+  for (const o of plan.orders) {
+    p.planned += o.missing;
+    p.perPool[`${o.type}/${o.os}`] = { planned: o.missing, available: 0, failed: 0 };
+  }
+
+  p.phase = 'filling';
+  const drains = plan.drain.map(async (rowId) => {
+    if (await scan.drainPoolVolume(rowId)) p.drained++;
+  });
+
+  const createOne = async (o: CreateOrder): Promise<void> => {
+    const pool = p.perPool[`${o.type}/${o.os}`] as {
+      planned: number;
+      available: number;
+      failed: number;
+    };
+    try {
+      const name = poolVolumeName(plan.settings.namePrefix, o.type, o.os, uuid4().slice(0, 13));
+      const created = await create.createPoolVolume({
+        name,
+        os: o.os,
+        type: o.type,
+        snapshotId: o.snapshotId,
+        volumeType: o.volumeType,
+        sizeGb: o.sizeGb,
+      });
+      p.requested++;
+      const outcome = await watch.awaitPoolVolume(created);
+      if (outcome === 'available') {
+        p.available++;
+        pool.available++;
+      } else {
+        p.failed++;
+        pool.failed++;
+        p.errors.push(`${name}: ${outcome}`);
+      }
+    } catch (err) {
+      if (failureType(err) === 'CinderOverLimit') {
+        p.stoppedBy ??= `quota: ${failureMessage(err)}`;
+      } else {
+        p.failed++;
+        pool.failed++;
+        p.errors.push(failureMessage(err));
+      }
+    }
+  };
+
+  let inFlight = 0;
+  const tasks: Promise<void>[] = [];
+  for (const order of interleave(plan.orders)) {
+    await condition(() => inFlight < plan.settings.concurrency || p.stoppedBy !== null);
+    if (p.stoppedBy !== null) break;
+    inFlight++;
+    p.inFlight = inFlight;
+    tasks.push(
+      createOne(order).finally(() => {
+        inFlight--;
+        p.inFlight = inFlight;
+      }),
+    );
+  }
+  await Promise.all([...tasks, ...drains]);
+
+  p.phase = 'done';
+  p.errors = p.errors.slice(-20); // keep the record readable
+  await db.recordRun({ kind: 'fill', summary: p, finished: true });
+  return p;
+}

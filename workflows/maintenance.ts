@@ -1,0 +1,79 @@
+/**
+ * The other pool jobs: the status check (the seed's check_volume_state, on its own Schedule),
+ * sync-os (the seed's manual step), reconcile, and an operator's drain.
+ */
+import { condition, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { CheckResult, ReconcileResult } from '../activities/fill/reconcile';
+import type { ResolveResult } from '../activities/fill/images';
+import { PROFILES } from './profiles';
+
+const call = proxyActivities<Activities>(PROFILES.cinderCall);
+const scan = proxyActivities<Activities>(PROFILES.cinderScan);
+const db = proxyActivities<Activities>(PROFILES.database);
+
+export async function checkPoolStateWorkflow(): Promise<CheckResult> {
+  const result = await scan.checkPoolState();
+  await db.recordRun({ kind: 'check', summary: result, finished: true });
+  return result;
+}
+
+/** Rebuilds the OS table from Cinder's snapshots: what the seed's administrator ran after updating images. */
+export async function syncOsWorkflow(): Promise<ResolveResult> {
+  const result = await call.resolveImages({ replaceAll: true });
+  await db.recordRun({
+    kind: 'sync-os',
+    summary: { images: result.images.length, skipped: result.skipped },
+    finished: true,
+  });
+  return result;
+}
+
+export async function reconcileWorkflow(): Promise<ReconcileResult> {
+  const result = await scan.reconcile();
+  await db.recordRun({ kind: 'reconcile', summary: result, finished: true });
+  return result;
+}
+
+export interface DrainInput {
+  os?: string;
+  type?: string;
+  /** Only stock made from an older snapshot. */
+  staleOnly?: boolean;
+  /** Deletions in flight at once. */
+  concurrency?: number;
+}
+
+export const drainProgressQuery = defineQuery<{ total: number; drained: number; skipped: number }>(
+  'progress',
+);
+
+/** Deletes idle stock (`available` rows only: reserved volumes belong to claims) with bounded parallelism. */
+export async function drainPoolWorkflow(
+  input: DrainInput = {},
+): Promise<{ total: number; drained: number; skipped: number }> {
+  const ids = await db.listDrainable({
+    os: input.os,
+    type: input.type,
+    staleOnly: input.staleOnly,
+  });
+  const progress = { total: ids.length, drained: 0, skipped: 0 };
+  setHandler(drainProgressQuery, () => progress);
+  const limit = Math.max(1, input.concurrency ?? 4);
+  let inFlight = 0;
+  const tasks: Promise<void>[] = [];
+  for (const id of ids) {
+    await condition(() => inFlight < limit);
+    inFlight++;
+    tasks.push(
+      scan
+        .drainPoolVolume(id)
+        .then((done) => (done ? progress.drained++ : progress.skipped++))
+        .then(() => undefined)
+        .finally(() => inFlight--),
+    );
+  }
+  await Promise.all(tasks);
+  await db.recordRun({ kind: 'drain', summary: { ...input, ...progress }, finished: true });
+  return progress;
+}
