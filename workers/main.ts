@@ -29,6 +29,11 @@ async function main(): Promise<void> {
     // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
     shutdownGraceTime: '20 seconds',
   });
+  if (config.temporal.manageSchedules) {
+    const client = await connectClient(config);
+    for (const line of await ensureSchedules(client, config)) log.info(`schedule ${line}`);
+    await client.connection.close();
+  }
   log.info(
     { taskQueue: config.temporal.taskQueue, address: config.temporal.address },
     'worker running',
