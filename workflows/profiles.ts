@@ -31,7 +31,8 @@ export const PROFILES = {
    */
   poolCreate: {
     startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '30 seconds',
+    // Short, so that the create of a crashed worker is retried elsewhere within seconds.
+    heartbeatTimeout: '15 seconds',
     retry: {
       initialInterval: '2 seconds',
       backoffCoefficient: 2,
@@ -44,7 +45,7 @@ export const PROFILES = {
    * configured creating timeout itself, this is only the outer bound. */
   poolAwait: {
     startToCloseTimeout: '3 hours',
-    heartbeatTimeout: '1 minute',
+    heartbeatTimeout: '15 seconds',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
   },
   /** A pass over every pool volume (one list, then per-row fixes). */

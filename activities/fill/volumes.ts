@@ -10,6 +10,7 @@ import { ApplicationFailure, Context, heartbeat, log, sleep } from '@temporalio/
 import { CinderError, CinderOverLimit, type Volume } from '../../lib/cinder';
 import { PoolRepository } from '../../lib/pool-state/repository';
 import { poolTags } from '../../lib/pool-state/naming';
+import { failpoint } from '../../lib/failpoints';
 import type { Deps } from '../deps';
 
 export interface CreatePoolVolumeInput {
@@ -85,6 +86,7 @@ export function poolVolumeActivities({
         metadata: poolTags(prefix, input.os, input.type, input.snapshotId),
         description: `warm pool stock: ${input.type} / ${input.os}`,
       });
+      failpoint('fill.after-cinder-create'); // the volume exists, the table does not know it yet
       await repo.setVolume(row.id, v.id, slot.at);
       return { rowId: row.id, volumeId: v.id };
     } catch (err) {
@@ -155,8 +157,7 @@ export function poolVolumeActivities({
         await destroy(input.rowId, v.id);
         return 'timeout';
       }
-      heartbeat();
-      await sleep(pollMs);
+      await sleepWithHeartbeat(pollMs);
       if (Context.current().cancellationSignal.aborted) throw new Error('cancelled');
     }
   }

@@ -1,0 +1,152 @@
+/** Helpers for pool tests: per-test configuration, a clean pool, workers in and out of process. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  NativeConnection,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { loadConfig, type AppConfig } from '../../lib/config/load';
+import { cinderFromConfig, type Volume } from '../../lib/cinder';
+import { createActivities } from '../../activities';
+import { createLogger } from '../../lib/log';
+import type { Db } from '../../lib/pool-state/db';
+import { TAGS } from '../../lib/pool-state/naming';
+import { admin, unique, waitFor } from './env';
+
+export const STACK_DIR = process.env.STACK_DIR ?? resolve(__dirname, '../../.stack');
+
+/** The configuration a test's worker runs with: the stack's, plus these POOL__… overrides. */
+export function testConfig(overrides: Record<string, string | number>): {
+  config: AppConfig;
+  env: NodeJS.ProcessEnv;
+} {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    POOL__TEMPORAL__TASK_QUEUE: unique('tq'),
+    POOL__TEMPORAL__SCHEDULE_PREFIX: unique('sched'),
+    POOL__TEMPORAL__MANAGE_SCHEDULES: 'false',
+    POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
+    POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.3',
+  };
+  for (const [k, v] of Object.entries(overrides)) env[k] = String(v);
+  return { config: loadConfig({ env }), env };
+}
+
+/** Pool settings in the seed's terms: one type, the "more" and "less" OS lists and their counts. */
+export function poolEnv(p: {
+  types?: string;
+  more?: string;
+  less?: string;
+  numsMore?: number;
+  numsLess?: number;
+  concurrency?: number;
+  intervalSeconds?: number;
+  drainPerRun?: number;
+}): Record<string, string | number> {
+  const env: Record<string, string | number> = {
+    POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: p.types ?? 'sas',
+    POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: p.more ?? '',
+    POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: p.less ?? '',
+    POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: p.numsMore ?? 0,
+    POOL__VOLUMES_BACKUP__BACKUP_NUMS_LESS: p.numsLess ?? 0,
+    POOL__VOLUMES__CONCURRENCY: p.concurrency ?? 4,
+  };
+  if (p.intervalSeconds !== undefined)
+    env.POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND = p.intervalSeconds;
+  if (p.drainPerRun !== undefined) env.POOL__VOLUMES_BACKUP__STALE_DRAIN_PER_RUN = p.drainPerRun;
+  return env;
+}
+
+/** Every pool volume of the admin project, by the pool tag. */
+export async function taggedVolumes(prefix = 'warmpool'): Promise<Volume[]> {
+  return (await admin.listVolumes({ metadata: { [TAGS.pool]: prefix } })).filter(
+    (v) => v.status !== 'deleting',
+  );
+}
+
+/** Empties the pool: its volumes in Cinder, its rows, the OS table and the limiter. */
+export async function wipePool(db: Db): Promise<void> {
+  const { rows } = await db.query<{ volume_id: string | null }>(
+    'SELECT volume_id FROM pool_volumes',
+  );
+  const ids = new Set(rows.map((r) => r.volume_id).filter((x): x is string => !!x));
+  for (const v of await taggedVolumes()) ids.add(v.id);
+  for (const id of ids) {
+    const v = await admin.findVolume(id);
+    if (!v || v.status === 'deleting') continue;
+    if (v.status === 'awaiting-transfer') {
+      for (const t of await admin.listTransfers({ volumeId: id })) await admin.deleteTransfer(t.id);
+    }
+    if (!['available', 'error', 'awaiting-transfer'].includes(v.status))
+      await admin.resetVolumeStatus(id, 'available');
+    await admin.deleteVolume(id, { cascade: true }).catch(() => undefined);
+  }
+  await db.query('TRUNCATE pool_volumes, os_images, leak_sightings, rate_limits, pool_runs');
+  await waitFor(
+    'pool volumes deleted',
+    () => taggedVolumes(),
+    (l) => l.length === 0,
+    60_000,
+    500,
+  );
+}
+
+/** How long each create from a snapshot takes in the stack's Cinder (see warmpool_fake_driver.py). */
+export function setCreateDelay(seconds: number): void {
+  mkdirSync(`${STACK_DIR}/cinder`, { recursive: true });
+  writeFileSync(`${STACK_DIR}/cinder/create-delay-seconds`, String(seconds));
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test file (webpack takes seconds). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: undefined,
+  });
+  return bundle;
+}
+
+export interface RunningWorker {
+  stop(): Promise<void>;
+}
+
+/** A worker in this process with the given configuration (its own task queue). */
+export async function startWorker(config: AppConfig, db: Db): Promise<RunningWorker> {
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({
+      config,
+      cinder: cinderFromConfig(config),
+      db,
+      log: createLogger('test-worker', 'silent'),
+    }),
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
+
+/** A worker as a separate process (`npm run worker`), for crash tests: SIGKILL is real. */
+export function spawnWorker(env: NodeJS.ProcessEnv): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    env: { ...env, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  return Object.assign(child, { output: () => out });
+}
