@@ -159,14 +159,27 @@ async function run(
         return await status(config, client);
       case 'fill-now': {
         const handle = client.schedule.getHandle(ids.fill);
+        const before = new Date();
         await handle.trigger(ScheduleOverlapPolicy.SKIP);
         console.log(`triggered ${ids.fill} (a fill already running makes this a no-op)`);
         if (values.wait) {
-          await new Promise((r) => setTimeout(r, 1500));
-          const d = await handle.describe();
-          const a = d.info.runningActions[0];
-          if (!a) return console.log('no fill running');
-          const p = await follow(client, a.workflow.workflowId, a.workflow.firstExecutionRunId);
+          // The run this trigger started (or the one it found running), from the schedule's record.
+          let action;
+          for (let i = 0; i < 20 && !action; i++) {
+            const d = await handle.describe();
+            action =
+              d.info.runningActions[0] ??
+              d.info.recentActions
+                .filter((a) => a.takenAt >= new Date(before.getTime() - 1000))
+                .pop()?.action;
+            if (!action) await new Promise((r) => setTimeout(r, 500));
+          }
+          if (!action) throw new Error('the schedule started no fill (is it paused?)');
+          const p = await follow(
+            client,
+            action.workflow.workflowId,
+            action.workflow.firstExecutionRunId,
+          );
           console.log(
             `fill done: ${p.available}/${p.planned} available, ${p.failed} failed${p.stoppedBy ? `, stopped by ${p.stoppedBy}` : ''}`,
           );
