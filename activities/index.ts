@@ -9,6 +9,7 @@ import { planFillActivity } from './fill/plan';
 import { poolVolumeActivities } from './fill/volumes';
 import { reconcileActivities } from './fill/reconcile';
 import { runActivities } from './fill/runs';
+import { claimActivities } from './claim/handoff';
 
 export function createActivities(deps: Deps) {
   return {
@@ -18,6 +19,7 @@ export function createActivities(deps: Deps) {
     ...poolVolumeActivities(deps),
     ...reconcileActivities(deps),
     ...runActivities(deps),
+    ...claimActivities(deps),
   };
 }
 

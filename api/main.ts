@@ -1,7 +1,7 @@
 /** `npm run api`: serves the HTTP API until SIGINT/SIGTERM, then closes gracefully. */
 import { loadConfig } from '../lib/config/load';
 import { createDb } from '../lib/pool-state/db';
-import { connectClient } from '../lib/temporal/connect';
+import { Client, Connection } from '@temporalio/client';
 import { buildApi } from './server';
 
 async function main(): Promise<void> {
@@ -9,7 +9,9 @@ async function main(): Promise<void> {
   if (config.api.apiKeys.length === 0)
     throw new Error('[api] api_keys (or API_KEYS) is empty: nobody could call the API');
   const db = createDb(config.databaseUrl);
-  const temporal = await connectClient(config);
+  // Lazy: the API starts (and answers 503) while Temporal is down, and reconnects when it is back.
+  const connection = Connection.lazy({ address: config.temporal.address });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace });
   const app = buildApi({ config, db, temporal }, { logger: true });
   const stop = async () => {
     await app.close(); // stops accepting, finishes in-flight requests

@@ -9,6 +9,7 @@ import type { Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { poolLevels } from '../lib/pool-state/levels';
 import { timingSafeEqual } from 'node:crypto';
+import { registerClaimRoutes } from './claims';
 
 export interface ApiDeps {
   config: AppConfig;
@@ -27,6 +28,8 @@ function keyMatches(given: string, keys: string[]): boolean {
 
 export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): FastifyInstance {
   const app = Fastify({
+    // Reject what is wrong instead of quietly fixing it: no stripped extra fields, no "3" → 3.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true } },
     logger: opts.logger
       ? { redact: { paths: ['req.headers.authorization'], censor: '<redacted>' } }
       : false,
@@ -73,6 +76,8 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     const ready = Object.values(checks).every((v) => v === 'ok');
     return reply.status(ready ? 200 : 503).send({ ready, checks });
   });
+
+  registerClaimRoutes(app, deps);
 
   app.get('/v1/pool', async () => {
     const levels = poolLevels(deps.config.pool.targets, await repo.countByTypeOsStatus());

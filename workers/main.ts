@@ -20,25 +20,25 @@ async function main(): Promise<void> {
     log: (e) => log.debug(e, 'cinder call'),
   });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const client = await connectClient(config); // schedules, and the refill a claim triggers
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: require.resolve('../workflows'),
-    activities: createActivities({ config, cinder, db, log }),
+    activities: createActivities({ config, cinder, db, log, temporal: client }),
     // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
     shutdownGraceTime: '20 seconds',
   });
   if (config.temporal.manageSchedules) {
-    const client = await connectClient(config);
     for (const line of await ensureSchedules(client, config)) log.info(`schedule ${line}`);
-    await client.connection.close();
   }
   log.info(
     { taskQueue: config.temporal.taskQueue, address: config.temporal.address },
     'worker running',
   );
   await worker.run();
+  await client.connection.close();
   await connection.close();
   await db.end();
   log.info('worker stopped');

@@ -2,3 +2,4 @@
 export * from './smoke';
 export * from './fill';
 export * from './maintenance';
+export * from './claim';

@@ -59,6 +59,26 @@ export const PROFILES = {
       nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
     },
   },
+  /** Transfer + accept, or the post-accept rename/untag/extend: a few Cinder calls. */
+  claimHandOff: {
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '20 seconds',
+      maximumAttempts: 6,
+      nonRetryableErrorTypes: [
+        ...PERMANENT_CINDER_ERRORS,
+        'AcceptRefused',
+        'PoolVolumeGone',
+        'PoolVolumeUnusable',
+        'TenantOverQuota',
+        'BadClaim',
+        'VolumeFailed',
+      ],
+    },
+  },
   /** A database statement: PostgreSQL restarts are ridden out for a while. */
   database: {
     startToCloseTimeout: '15 seconds',

@@ -140,7 +140,9 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db'>
     const volumes = await taggedVolumes();
     const poolRows = await repo.listAll();
     const knownIds = new Set(poolRows.map((r) => r.volumeId).filter((x): x is string => !!x));
-    const knownNames = new Set(poolRows.map((r) => r.name));
+    // A name is enough to know a volume only while its row waits for Cinder's answer; once the row
+    // names its volume, another volume with the same name is a duplicate (a leak).
+    const knownNames = new Set(poolRows.filter((r) => !r.volumeId).map((r) => r.name));
     const result: ReconcileResult = {
       pass,
       tagged: volumes.size,

@@ -70,7 +70,9 @@ export function poolVolumeActivities({
     if (row.volumeId) return { rowId: row.id, volumeId: row.volumeId };
     try {
       // A previous attempt may have reached Cinder before dying: its volume carries our name.
-      const existing = (await cinder.listVolumes({ name: input.name }))[0];
+      // The first attempt has no predecessor, so it skips the lookup (one Cinder call less).
+      const retried = Context.current().info.attempt > 1;
+      const existing = retried ? (await cinder.listVolumes({ name: input.name }))[0] : undefined;
       if (existing) {
         await repo.setVolume(row.id, existing.id, null);
         log.info(`found volume ${existing.id} of an earlier attempt for ${input.name}`);
@@ -87,7 +89,13 @@ export function poolVolumeActivities({
         description: `warm pool stock: ${input.type} / ${input.os}`,
       });
       failpoint('fill.after-cinder-create'); // the volume exists, the table does not know it yet
-      await repo.setVolume(row.id, v.id, slot.at);
+      if (!(await repo.setVolume(row.id, v.id, slot.at))) {
+        // Another attempt of this same create won the row: ours is a duplicate, remove it.
+        log.warn(`duplicate create for ${input.name}: deleting ${v.id}`);
+        await cinder.deleteVolume(v.id).catch(() => undefined);
+        const winner = await repo.get(row.id);
+        return { rowId: row.id, volumeId: winner?.volumeId ?? v.id };
+      }
       return { rowId: row.id, volumeId: v.id };
     } catch (err) {
       if (err instanceof CinderError && !err.retryable && (err.status ?? 500) < 500) {

@@ -61,7 +61,13 @@ export interface AppConfig {
     manageSchedules: boolean;
   };
   databaseUrl: string;
-  api: { host: string; port: number; apiKeys: string[] };
+  api: {
+    host: string;
+    port: number;
+    apiKeys: string[];
+    claimWaitMs: number;
+    plainCreateTimeoutMs: number;
+  };
   /** Where the values came from, for error messages and `pool config`. */
   source: string;
 }
@@ -222,7 +228,13 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       manageSchedules: v.manageSchedules,
     },
     databaseUrl: v.databaseUrl,
-    api: { host: v.apiHost, port: v.apiPort, apiKeys: v.apiKeys },
+    api: {
+      host: v.apiHost,
+      port: v.apiPort,
+      apiKeys: v.apiKeys,
+      claimWaitMs: v.claimWaitSeconds * 1000,
+      plainCreateTimeoutMs: v.plainCreateTimeoutMinutes * 60_000,
+    },
     source,
   };
 }

@@ -219,6 +219,18 @@ export const KEYS = {
     default: '8080',
     env: ['API_PORT'],
   },
+  claimWaitSeconds: {
+    section: 'api',
+    key: 'claim_wait_second',
+    schema: num(0),
+    default: '20',
+  },
+  plainCreateTimeoutMinutes: {
+    section: 'volumes_backup',
+    key: 'plain_create_timeout_minute',
+    schema: num(0.1),
+    default: '30',
+  },
   apiKeys: {
     section: 'api',
     key: 'api_keys',

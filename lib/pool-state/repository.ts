@@ -243,12 +243,17 @@ export class PoolRepository {
   }
 
   /** Records the Cinder volume of a row once Cinder accepted the create. */
-  async setVolume(id: number, volumeId: string, requestedAt: Date | null): Promise<void> {
-    await this.db.query(
+  /**
+   * Records the Cinder volume of a row once Cinder accepted the create. False when the row already
+   * names another volume (a zombie attempt raced a retry): the caller's volume is a duplicate.
+   */
+  async setVolume(id: number, volumeId: string, requestedAt: Date | null): Promise<boolean> {
+    const { rowCount } = await this.db.query(
       `UPDATE pool_volumes SET volume_id = $2, requested_at = COALESCE(requested_at, $3), updated_at = now()
-        WHERE id = $1`,
+        WHERE id = $1 AND (volume_id IS NULL OR volume_id = $2)`,
       [id, volumeId, requestedAt],
     );
+    return rowCount === 1;
   }
 
   /** creating → available, stamping when it became ready. */

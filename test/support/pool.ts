@@ -9,7 +9,8 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { loadConfig, type AppConfig } from '../../lib/config/load';
-import { cinderFromConfig, type Volume } from '../../lib/cinder';
+import { cinderFromConfig, type CinderClient, type Volume } from '../../lib/cinder';
+import type { Client } from '@temporalio/client';
 import { createActivities } from '../../activities';
 import { createLogger } from '../../lib/log';
 import type { Db } from '../../lib/pool-state/db';
@@ -115,7 +116,11 @@ export interface RunningWorker {
 }
 
 /** A worker in this process with the given configuration (its own task queue). */
-export async function startWorker(config: AppConfig, db: Db): Promise<RunningWorker> {
+export async function startWorker(
+  config: AppConfig,
+  db: Db,
+  extra: { temporal?: Client; cinder?: CinderClient } = {},
+): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await Worker.create({
     connection,
@@ -124,9 +129,10 @@ export async function startWorker(config: AppConfig, db: Db): Promise<RunningWor
     workflowBundle: await workflowBundle(),
     activities: createActivities({
       config,
-      cinder: cinderFromConfig(config),
+      cinder: extra.cinder ?? cinderFromConfig(config),
       db,
       log: createLogger('test-worker', 'silent'),
+      temporal: extra.temporal,
     }),
   });
   const running = worker.run();

@@ -1,0 +1,237 @@
+/**
+ * Claims over HTTP. POST starts (or joins) the claim workflow `claim-<requestId>` and waits a
+ * bounded time: 201 with the volume when done, else 202 with Location. The same requestId with a
+ * different body is a 409 (the body's hash is the workflow's memo). GET reads the workflow:
+ * a query while it runs, its result or failure once closed. Temporal unreachable → 503.
+ */
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import type { AppConfig } from '../lib/config/load';
+import {
+  claimVolumeWorkflow,
+  type ClaimInput,
+  type ClaimResult,
+  type ClaimStatus,
+} from '../workflows/claim';
+
+export const claimWorkflowId = (requestId: string) => `claim-${requestId}`;
+
+const claimBody = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['requestId', 'projectId', 'name', 'volumeType'],
+  properties: {
+    requestId: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' },
+    projectId: { type: 'string', pattern: '^[0-9a-f]{32}$' },
+    userId: { type: 'string', minLength: 1, maxLength: 64 },
+    name: { type: 'string', minLength: 1, maxLength: 255 },
+    os: { type: 'string', minLength: 1, maxLength: 255 },
+    volumeType: { type: 'string', minLength: 1, maxLength: 255 },
+    sizeGb: { type: 'integer', minimum: 1, maximum: 16384 },
+    systemDisk: { type: 'boolean', default: true },
+  },
+} as const;
+
+interface ClaimBody {
+  requestId: string;
+  projectId: string;
+  userId?: string;
+  name: string;
+  os?: string;
+  volumeType: string;
+  sizeGb?: number;
+  systemDisk: boolean;
+}
+
+class TemporalDown extends Error {}
+
+/** Temporal calls are bounded: a dead server is a 503 within seconds, never a hanging request. */
+async function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>(
+        (_, reject) =>
+          (timer = setTimeout(
+            () => reject(new TemporalDown(`Temporal did not answer within ${ms} ms`)),
+            ms,
+          )),
+      ),
+    ]);
+  } catch (err) {
+    const code = (err as { code?: number }).code;
+    // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4): the server is not there.
+    if (
+      code === 14 ||
+      code === 4 ||
+      /UNAVAILABLE|connect|transport/i.test((err as Error).message ?? '')
+    ) {
+      throw new TemporalDown(`Temporal unreachable: ${(err as Error).message}`);
+    }
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function failureReason(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause) e = e.cause; // the innermost cause says what went wrong
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function registerClaimRoutes(
+  app: FastifyInstance,
+  deps: { config: AppConfig; temporal: Client },
+): void {
+  const { config, temporal } = deps;
+  const location = (requestId: string) => `/v1/claims/${encodeURIComponent(requestId)}`;
+  const knownOs = [...new Set(config.pool.targets.map((t) => t.os))];
+
+  const serviceUnavailable = (reply: FastifyReply, err: TemporalDown) =>
+    reply.status(503).send({ error: err.message });
+
+  app.post<{ Body: ClaimBody }>(
+    '/v1/claims',
+    { schema: { body: claimBody } },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.systemDisk && !b.os)
+        return reply.status(400).send({ error: 'os is required for a system disk' });
+      if (b.systemDisk && b.os && !knownOs.includes(b.os)) {
+        return reply
+          .status(400)
+          .send({ error: `unknown os ${JSON.stringify(b.os)}; known: ${knownOs.join(', ')}` });
+      }
+      if (b.systemDisk && !config.pool.volumeTypes.includes(b.volumeType)) {
+        return reply
+          .status(400)
+          .send({
+            error: `unknown volumeType ${JSON.stringify(b.volumeType)}; known: ${config.pool.volumeTypes.join(', ')}`,
+          });
+      }
+      if (!b.systemDisk && !b.sizeGb)
+        return reply.status(400).send({ error: 'sizeGb is required for a data disk' });
+
+      const input: ClaimInput = {
+        requestId: b.requestId,
+        projectId: b.projectId,
+        userId: b.userId ?? 'warm-pool-claim',
+        name: b.name,
+        os: b.systemDisk ? (b.os as string) : null,
+        volumeType: b.volumeType,
+        sizeGb: b.sizeGb ?? null,
+        systemDisk: b.systemDisk,
+        createTimeoutMs: config.api.plainCreateTimeoutMs,
+      };
+      const bodyHash = createHash('sha256')
+        .update(JSON.stringify({ ...input, createTimeoutMs: undefined }))
+        .digest('hex');
+      const workflowId = claimWorkflowId(b.requestId);
+
+      let handle: WorkflowHandle<typeof claimVolumeWorkflow>;
+      try {
+        try {
+          handle = await bounded(
+            temporal.workflow.start(claimVolumeWorkflow, {
+              taskQueue: config.temporal.taskQueue,
+              workflowId,
+              args: [input],
+              memo: { bodyHash },
+              workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+              workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+            }),
+          );
+        } catch (err) {
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+          handle = temporal.workflow.getHandle(workflowId); // done before: answer with its outcome
+        }
+        const desc = await bounded(handle.describe());
+        if (desc.memo?.bodyHash !== bodyHash) {
+          return reply
+            .status(409)
+            .send({ error: `requestId ${b.requestId} was already used with a different body` });
+        }
+        reply.header('Location', location(b.requestId));
+        const result = await Promise.race([
+          handle.result(),
+          new Promise<null>((r) => setTimeout(() => r(null), config.api.claimWaitMs)),
+        ]);
+        if (result === null)
+          return reply.status(202).send({ requestId: b.requestId, status: 'running' });
+        return reply.status(201).send({ requestId: b.requestId, status: 'completed', ...result });
+      } catch (err) {
+        if (err instanceof TemporalDown) return serviceUnavailable(reply, err);
+        if (err instanceof WorkflowFailedError) {
+          return reply
+            .status(422)
+            .send({ requestId: b.requestId, status: 'failed', error: failureReason(err) });
+        }
+        throw err;
+      }
+    },
+  );
+
+  app.get<{ Params: { requestId: string } }>(
+    '/v1/claims/:requestId',
+    {
+      schema: {
+        params: {
+          type: 'object',
+          properties: {
+            requestId: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(
+        claimWorkflowId(req.params.requestId),
+      );
+      try {
+        const desc = await bounded(handle.describe());
+        const base = {
+          requestId: req.params.requestId,
+          startedAt: desc.startTime.toISOString(),
+          closedAt: desc.closeTime?.toISOString() ?? null,
+          historyUrl: `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${desc.workflowId}`,
+        };
+        if (desc.status.name === 'RUNNING') {
+          const s: ClaimStatus = await bounded(handle.query(claimStatusName));
+          return { ...base, status: 'running', ...s };
+        }
+        if (desc.status.name === 'COMPLETED') {
+          const r: ClaimResult = await bounded(handle.result());
+          return { ...base, status: 'completed', ...r };
+        }
+        try {
+          await bounded(handle.result());
+        } catch (err) {
+          return { ...base, status: 'failed', error: failureReason(err) };
+        }
+        return { ...base, status: desc.status.name.toLowerCase() };
+      } catch (err) {
+        if (err instanceof TemporalDown) return serviceUnavailable(reply, err);
+        if (
+          err instanceof WorkflowNotFoundError ||
+          (err as { name?: string }).name === 'WorkflowNotFoundError'
+        ) {
+          return reply.status(404).send({ error: `unknown claim ${req.params.requestId}` });
+        }
+        throw err;
+      }
+    },
+  );
+}
+
+const claimStatusName = 'status';

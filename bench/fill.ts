@@ -1,0 +1,73 @@
+/**
+ * `npm run bench:fill`: time to fill the default configuration's pool from empty to target, with
+ * the creation interval at 0 s and at 1 s, and Cinder calls per created volume. Needs the stack
+ * (`npm run stack:up`); it empties the pool first.
+ */
+import { Worker, NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
+import { loadConfig } from '../lib/config/load';
+import { cinderFromConfig } from '../lib/cinder';
+import { createDb } from '../lib/pool-state/db';
+import { createActivities } from '../activities';
+import { createLogger } from '../lib/log';
+import { connectClient } from '../lib/temporal/connect';
+import { fillPoolWorkflow } from '../workflows';
+import { setCreateDelay, wipePool } from '../test/support/pool';
+
+async function main(): Promise<void> {
+  const intervals = (process.env.BENCH_INTERVALS ?? '0,1').split(',').map(Number);
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  setCreateDelay(0);
+  for (const interval of intervals) {
+    const config = loadConfig({
+      env: {
+        ...process.env,
+        POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: String(interval),
+        POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.5',
+        POOL__TEMPORAL__TASK_QUEUE: `bench-${process.pid}-${interval}`,
+      },
+    });
+    const db = createDb(config.databaseUrl, 10);
+    await wipePool(db);
+    const calls = new Map<string, number>();
+    const cinder = cinderFromConfig(config, {
+      log: (e) => {
+        const key = `${e.method} ${e.path.replace(/[0-9a-f-]{36}/g, '{id}')}`;
+        calls.set(key, (calls.get(key) ?? 0) + 1);
+      },
+    });
+    const connection = await NativeConnection.connect({ address: config.temporal.address });
+    const worker = await Worker.create({
+      connection,
+      taskQueue: config.temporal.taskQueue,
+      workflowBundle: bundle,
+      activities: createActivities({ config, cinder, db, log: createLogger('bench', 'silent') }),
+    });
+    const client = await connectClient(config);
+    const target = config.pool.targets.reduce((n, t) => n + t.target, 0);
+    const started = Date.now();
+    const result = await worker.runUntil(
+      client.workflow.execute(fillPoolWorkflow, {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: `bench-fill-${process.pid}-${interval}`,
+        args: [{ reason: 'bench' }],
+      }),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    const total = [...calls.values()].reduce((a, b) => a + b, 0);
+    console.log(
+      `interval ${interval} s, concurrency ${config.concurrency}: ${result.available}/${target} volumes in ${seconds.toFixed(1)} s ` +
+        `(${(result.available / seconds).toFixed(2)} volumes/s); Cinder calls ${total} = ${(total / Math.max(1, result.available)).toFixed(2)} per volume`,
+    );
+    for (const [k, n] of [...calls.entries()].sort((a, b) => b[1] - a[1]))
+      console.log(`    ${String(n).padStart(5)}  ${k}`);
+    await wipePool(db);
+    await client.connection.close();
+    await connection.close();
+    await db.end();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

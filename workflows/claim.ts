@@ -1,0 +1,168 @@
+/**
+ * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`:
+ *   not a system disk → plain creation;
+ *   a volume of that name already in the tenant's project → return it (`existing`);
+ *   else reserve a current pool volume → hand it off (transfer + accept) → rename/untag/extend →
+ *   drop its row → `pool`, and trigger a refill;
+ *   pool empty, or the hand-off fails for good → the volume goes back to the pool (or is
+ *   quarantined), then plain creation from the OS snapshot → `created`.
+ * Outcome, project, OS and type are search attributes: every claim is findable in the Web UI.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  defineQuery,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ClaimTarget, CurrentImage, ReservedVolume } from '../activities/claim/handoff';
+import { PROFILES } from './profiles';
+
+const call = proxyActivities<Activities>(PROFILES.cinderCall);
+const handoff = proxyActivities<Activities>(PROFILES.claimHandOff);
+const wait = proxyActivities<Activities>(PROFILES.poolAwait);
+const db = proxyActivities<Activities>(PROFILES.database);
+
+export interface ClaimInput {
+  requestId: string;
+  projectId: string;
+  userId: string;
+  name: string;
+  os: string | null;
+  volumeType: string;
+  sizeGb: number | null;
+  systemDisk: boolean;
+  /** Bound on plain creation (create → available). */
+  createTimeoutMs?: number;
+}
+
+export type ClaimOutcome = 'existing' | 'pool' | 'created';
+
+export interface ClaimResult {
+  volumeId: string;
+  outcome: ClaimOutcome;
+  /** Why a system disk did not come from the pool (empty, hand-off failed…). */
+  fallbackReason: string | null;
+  timingsMs: Record<string, number>;
+}
+
+export interface ClaimStatus {
+  step: string;
+  outcome: ClaimOutcome | null;
+  volumeId: string | null;
+  fallbackReason: string | null;
+}
+
+export const claimStatusQuery = defineQuery<ClaimStatus>('status');
+
+function reason(err: unknown): string {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  const type = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';
+  return `${type}${cause instanceof Error ? cause.message : String(cause)}`;
+}
+
+export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResult> {
+  const started = Date.now();
+  const timingsMs: Record<string, number> = {};
+  const mark = (k: string) => (timingsMs[k] = Date.now() - started);
+  const status: ClaimStatus = {
+    step: 'started',
+    outcome: null,
+    volumeId: null,
+    fallbackReason: null,
+  };
+  setHandler(claimStatusQuery, () => status);
+  upsertSearchAttributes({
+    PoolProject: [input.projectId],
+    PoolOs: [input.os ?? '-'],
+    PoolVolumeType: [input.volumeType],
+    PoolKind: [input.systemDisk ? 'system' : 'data'],
+  });
+  const target: ClaimTarget = {
+    claimId: workflowInfo().workflowId,
+    projectId: input.projectId,
+    userId: input.userId,
+    name: input.name,
+    os: input.os,
+    volumeType: input.volumeType,
+    sizeGb: input.sizeGb,
+  };
+  const done = (volumeId: string, outcome: ClaimOutcome): ClaimResult => {
+    status.step = 'done';
+    status.outcome = outcome;
+    status.volumeId = volumeId;
+    upsertSearchAttributes({ PoolOutcome: [outcome] });
+    mark('total');
+    return { volumeId, outcome, fallbackReason: status.fallbackReason, timingsMs };
+  };
+
+  let image: CurrentImage | null = null;
+  if (input.systemDisk) {
+    status.step = 'lookup';
+    const existing = await call.findTenantVolume(target);
+    mark('lookup');
+    if (existing) return done(existing.volumeId, 'existing');
+
+    image = await db.currentImage({ os: input.os as string, volumeType: input.volumeType });
+    if (!image) {
+      // No fill has run yet (fresh install): resolve the images from Cinder now.
+      const resolved = await call.resolveImages({});
+      const img = resolved.images.find((i) => i.os === input.os && i.type === input.volumeType);
+      image = img
+        ? { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb }
+        : null;
+    }
+    if (!image)
+      throw ApplicationFailure.nonRetryable(
+        `no current image for ${input.volumeType}/${input.os}`,
+        'UnknownImage',
+      );
+
+    status.step = 'reserve';
+    const reserved: ReservedVolume | null = await db.reservePoolVolume({
+      claimId: target.claimId,
+      os: input.os as string,
+      volumeType: input.volumeType,
+      snapshotId: image.snapshotId,
+    });
+    mark('reserve');
+    if (reserved) {
+      try {
+        status.step = 'transfer';
+        await handoff.handOff({ target, reserved });
+        mark('accepted');
+      } catch (err) {
+        // The hand-off failed for good: never lose the volume, then fall back.
+        status.fallbackReason = `hand-off failed: ${reason(err)}`;
+        status.step = 'compensate';
+        await db.returnToPool({ claimId: target.claimId, reserved });
+      }
+      if (status.fallbackReason === null) {
+        // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back
+        // (that would give the tenant a second volume of the same name).
+        status.step = 'finish';
+        const finished = await handoff.finishHandOff({ target, reserved });
+        mark('finished');
+        await call.triggerRefill();
+        return done(finished.volumeId, 'pool');
+      }
+    } else {
+      status.fallbackReason = 'pool empty';
+    }
+  }
+
+  status.step = 'create';
+  const created = await handoff.createTenantVolume({ target, image });
+  mark('createRequested');
+  status.step = 'wait-available';
+  await wait.awaitTenantVolume({
+    target,
+    volumeId: created.volumeId,
+    timeoutMs: input.createTimeoutMs ?? 30 * 60_000,
+  });
+  mark('available');
+  return done(created.volumeId, 'created');
+}
