@@ -114,11 +114,9 @@ export function registerClaimRoutes(
           .send({ error: `unknown os ${JSON.stringify(b.os)}; known: ${knownOs.join(', ')}` });
       }
       if (b.systemDisk && !config.pool.volumeTypes.includes(b.volumeType)) {
-        return reply
-          .status(400)
-          .send({
-            error: `unknown volumeType ${JSON.stringify(b.volumeType)}; known: ${config.pool.volumeTypes.join(', ')}`,
-          });
+        return reply.status(400).send({
+          error: `unknown volumeType ${JSON.stringify(b.volumeType)}; known: ${config.pool.volumeTypes.join(', ')}`,
+        });
       }
       if (!b.systemDisk && !b.sizeGb)
         return reply.status(400).send({ error: 'sizeGb is required for a data disk' });

@@ -62,7 +62,8 @@ export const PROFILES = {
   /** Transfer + accept, or the post-accept rename/untag/extend: a few Cinder calls. */
   claimHandOff: {
     startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: '30 seconds',
+    // Heartbeats between Cinder calls: a crashed worker's step is retried within seconds.
+    heartbeatTimeout: '20 seconds',
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
