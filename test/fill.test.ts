@@ -58,7 +58,7 @@ afterEach(async () => {
 async function withWorker(overrides: Record<string, string | number>): Promise<AppConfig> {
   const { config } = testConfig(overrides);
   await worker?.stop();
-  worker = await startWorker(config, db);
+  worker = await startWorker(config, db, { temporal: client });
   return config;
 }
 
@@ -203,6 +203,30 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
     const second = await run();
     assert.equal(second.madeAvailable, 1);
     assert.equal((await repo.get(rowA.id))?.status, 'available');
+  });
+
+  test('a reservation left by a claim that died is given back to the pool by the check', async () => {
+    const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 2 }));
+    await fill(config);
+    const held = await repo.reserve('sas', 'Debian8 64bit', 'claim-that-never-ran');
+    assert.ok(held);
+    const fresh = await repo.reserve('sas', 'Debian8 64bit', 'claim-still-young');
+    assert.ok(fresh);
+    await db.query(
+      `UPDATE pool_volumes SET reserved_at = now() - interval '1 hour' WHERE id = $1`,
+      [held.id],
+    );
+    const check = await client.workflow.execute(checkPoolStateWorkflow, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: unique('check'),
+    });
+    assert.equal(check.releasedOrphans, 1);
+    assert.equal((await repo.get(held.id))?.status, 'available');
+    assert.equal(
+      (await repo.get(fresh.id))?.status,
+      'reserved',
+      'a young reservation is left alone',
+    );
   });
 
   test('a pool volume forced to error is removed by the check and replaced by the next fill', async () => {

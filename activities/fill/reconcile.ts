@@ -8,13 +8,18 @@
  * One volume list per pass (by the pool tag), not one GET per row.
  */
 import { log } from '@temporalio/activity';
-import { OsImageRepository, PoolRepository } from '../../lib/pool-state/repository';
+import {
+  OsImageRepository,
+  PoolRepository,
+  type PoolVolume,
+} from '../../lib/pool-state/repository';
 import { TAGS } from '../../lib/pool-state/naming';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
 import { poolVolumeActivities, toFailure } from './volumes';
 
 export interface CheckResult {
+  releasedOrphans: number;
   madeAvailable: number;
   removedFailed: number;
   removedTimedOut: number;
@@ -39,8 +44,11 @@ const BROKEN = new Set([
   'deleting',
 ]);
 
-export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db'>) {
-  const { config, cinder, db } = deps;
+/** A reservation older than this whose claim workflow is no longer running is recovered. */
+export const ORPHANED_RESERVATION_MS = 10 * 60_000;
+
+export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' | 'temporal'>) {
+  const { config, cinder, db, temporal } = deps;
   const repo = new PoolRepository(db);
   const images = new OsImageRepository(db);
   const prefix = config.pool.volumeNamePrefix;
@@ -66,9 +74,50 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db'>
     await repo.delete(rowId);
   }
 
+  /**
+   * A claim that ended without finishing (terminated, or failed after its retries) leaves its row
+   * reserved. Once the claim workflow is no longer running: a volume still ours and available goes
+   * back to the pool; one the tenant already has, or that is gone, loses its row.
+   */
+  async function recoverOrphanedReservation(
+    row: PoolVolume,
+    volumes: Map<string, Volume>,
+  ): Promise<boolean> {
+    if (!temporal || !row.reservedBy || !row.reservedAt) return false;
+    if (Date.now() - row.reservedAt.getTime() < ORPHANED_RESERVATION_MS) return false;
+    const running = await temporal.workflow
+      .getHandle(row.reservedBy)
+      .describe()
+      .then(
+        (d) => d.status.name === 'RUNNING',
+        (err: Error) => (err.name === 'WorkflowNotFoundError' ? false : Promise.reject(err)),
+      );
+    if (running) return false;
+    const v = row.volumeId
+      ? (volumes.get(row.volumeId) ?? (await cinder.findVolume(row.volumeId)))
+      : null;
+    if (v && v.status === 'awaiting-transfer') {
+      for (const t of await cinder.listTransfers({ volumeId: v.id }))
+        await cinder.deleteTransfer(t.id);
+      v.status = 'available';
+    }
+    if (v && v.projectId !== undefined && v.projectId !== config.auth.projectId) {
+      await repo.delete(row.id); // handed over: the tenant's volume now
+    } else if (v && v.status === 'available') {
+      await repo.release(row.id, row.reservedBy);
+    } else {
+      if (v && v.status !== 'deleting')
+        await cinder.deleteVolume(v.id, { cascade: true }).catch(() => undefined);
+      await repo.delete(row.id);
+    }
+    log.warn(`recovered the reservation of ${row.volumeId} left by ${row.reservedBy}`);
+    return true;
+  }
+
   /** The seed's check_volume_state, plus idle-stock health. */
   async function checkPoolState(): Promise<CheckResult> {
     const result: CheckResult = {
+      releasedOrphans: 0,
       madeAvailable: 0,
       removedFailed: 0,
       removedTimedOut: 0,
@@ -78,7 +127,11 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db'>
     const volumes = await taggedVolumes();
     const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
     for (const row of await repo.listAll()) {
-      if (row.status === 'reserved' || row.status === 'deleting') continue; // a claim or a drain owns it
+      if (row.status === 'reserved') {
+        if (await recoverOrphanedReservation(row, volumes)) result.releasedOrphans++;
+        continue;
+      }
+      if (row.status === 'deleting') continue; // a drain owns it
       let v = row.volumeId ? volumes.get(row.volumeId) : undefined;
       if (row.volumeId && !v)
         v = (await cinder.findVolume(row.volumeId).catch(() => undefined)) ?? undefined;

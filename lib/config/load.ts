@@ -89,7 +89,10 @@ function rawValue(
   ini: Record<string, Record<string, unknown>>,
   env: NodeJS.ProcessEnv,
 ): { value: string | undefined; from: string } {
-  for (const name of [envName(spec), ...(spec.env ?? [])]) {
+  // POOL__… set to '' means empty (e.g. no "less" OSes); a well-known variable set to '' is unset.
+  const own = env[envName(spec)];
+  if (own !== undefined) return { value: own, from: `environment ${envName(spec)}` };
+  for (const name of spec.env ?? []) {
     const v = env[name];
     if (v !== undefined && v !== '') return { value: v, from: `environment ${name}` };
   }

@@ -1,0 +1,151 @@
+/**
+ * `npm run bench:claim`: claim latency through the API (median and p99) for pool hits and for
+ * plain creations, and the bare Cinder calls a pool hit needs (transfer + accept + rename), in one
+ * run. Claims run one after another so each measures the path, not the queue. Needs the stack.
+ */
+import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { loadConfig } from '../lib/config/load';
+import { cinderFromConfig } from '../lib/cinder';
+import { createDb } from '../lib/pool-state/db';
+import { createActivities } from '../activities';
+import { createLogger } from '../lib/log';
+import { connectClient } from '../lib/temporal/connect';
+import { buildApi } from '../api/server';
+import { fillPoolWorkflow } from '../workflows';
+import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
+import { setCreateDelay, wipePool } from '../test/support/pool';
+
+const N = Number(process.env.BENCH_CLAIMS ?? 100);
+
+function stats(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] as number;
+  return `n=${s.length} median ${at(0.5).toFixed(0)} ms, p99 ${at(0.99).toFixed(0)} ms, max ${(s[s.length - 1] as number).toFixed(0)} ms`;
+}
+
+async function main(): Promise<void> {
+  setCreateDelay(0);
+  const tag = `bench${process.pid}`;
+  const config = loadConfig({
+    env: {
+      ...process.env,
+      POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: 'sas',
+      POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: 'Debian8 64bit',
+      POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
+      POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(N + 10),
+      POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
+      POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.2',
+      POOL__VOLUMES__CONCURRENCY: '8',
+      POOL__TEMPORAL__TASK_QUEUE: `${tag}-tq`,
+      POOL__TEMPORAL__SCHEDULE_PREFIX: tag,
+      POOL__API__CLAIM_WAIT_SECOND: '120',
+    },
+  });
+  const db = createDb(config.databaseUrl, 10);
+  await wipePool(db);
+  const cinder = cinderFromConfig(config);
+  const client = await connectClient(config);
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    taskQueue: config.temporal.taskQueue,
+    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') }),
+    activities: createActivities({
+      config,
+      cinder,
+      db,
+      log: createLogger('bench', 'silent'),
+      temporal: client,
+    }),
+  });
+  const api = buildApi({ config, db, temporal: client });
+  const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
+
+  await worker.runUntil(async () => {
+    const t0 = Date.now();
+    const fill = await client.workflow.execute(fillPoolWorkflow, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `${tag}-fill`,
+      args: [{}],
+    });
+    console.log(
+      `stocked ${fill.available} pool volumes in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
+
+    const claimOnce = async (i: number, kind: string) => {
+      const body = {
+        requestId: `${tag}-${kind}-${i}`,
+        projectId: TENANT_PROJECTS.alpha,
+        name: `${tag}-${kind}-${i}`,
+        os: 'Debian8 64bit',
+        volumeType: 'sas',
+      };
+      const t = performance.now();
+      const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+      const ms = performance.now() - t;
+      if (res.statusCode !== 201) throw new Error(`claim ${i}: ${res.statusCode} ${res.body}`);
+      return { ms, outcome: res.json().outcome as string };
+    };
+
+    const pool: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const r = await claimOnce(i, 'pool');
+      if (r.outcome !== 'pool') throw new Error(`claim ${i} was ${r.outcome}`);
+      pool.push(r.ms);
+    }
+    // Empty what is left so every following claim falls back to plain creation.
+    await wipePool(db);
+    const created: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const r = await claimOnce(i, 'created');
+      if (r.outcome !== 'created') throw new Error(`claim ${i} was ${r.outcome}`);
+      created.push(r.ms);
+    }
+
+    // The bare Cinder calls of a pool hit, without Temporal or the database.
+    const snap = (await cinder.listSnapshots()).find(
+      (s) => config.pool.snapshotNameRule.match(s.name, 'Debian8 64bit', 'sas') !== null,
+    );
+    if (!snap) throw new Error('no snapshot');
+    const tenantClient = cinder.asProject(TENANT_PROJECTS.beta, TENANT_USER);
+    const vols = [];
+    for (let i = 0; i < N; i++)
+      vols.push(
+        await cinder.createVolume({
+          name: `${tag}-bare-${i}`,
+          size: snap.size,
+          snapshotId: snap.id,
+          volumeType: 'sas',
+        }),
+      );
+    for (const v of vols)
+      while ((await cinder.getVolume(v.id)).status !== 'available')
+        await new Promise((r) => setTimeout(r, 100));
+    const bare: number[] = [];
+    for (const v of vols) {
+      const t = performance.now();
+      const tr = await cinder.createTransfer(v.id, 'bench');
+      await tenantClient.acceptTransfer(tr.id, tr.authKey);
+      await tenantClient.updateVolume(v.id, { name: `${tag}-bare-renamed` });
+      bare.push(performance.now() - t);
+    }
+
+    console.log(`claim via API, outcome pool:    ${stats(pool)}`);
+    console.log(`claim via API, outcome created: ${stats(created)}`);
+    console.log(`bare Cinder transfer + accept + rename: ${stats(bare)}`);
+
+    for (const v of vols) await tenantClient.deleteVolume(v.id).catch(() => undefined);
+    const alpha = cinder.asProject(TENANT_PROJECTS.alpha, TENANT_USER);
+    for (const v of await alpha.listVolumes())
+      if (v.name.startsWith(tag)) await alpha.deleteVolume(v.id).catch(() => undefined);
+  });
+  await api.close();
+  await client.connection.close();
+  await connection.close();
+  await db.end();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
