@@ -25,9 +25,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 echo "[demo] starting the worker and the API (logs in $STACK_DIR/logs/)"
-npx --no-install tsx workers/main.ts >"$STACK_DIR/logs/demo-worker.log" 2>&1 &
+node --import tsx workers/main.ts >"$STACK_DIR/logs/demo-worker.log" 2>&1 &
 pids+=($!)
-npx --no-install tsx api/main.ts >"$STACK_DIR/logs/demo-api.log" 2>&1 &
+node --import tsx api/main.ts >"$STACK_DIR/logs/demo-api.log" 2>&1 &
 pids+=($!)
 port=$(npx --no-install tsx -e "import {loadConfig} from './lib/config/load'; console.log(loadConfig().api.port)")
 for _ in $(seq 1 120); do

@@ -98,7 +98,12 @@ async function main(): Promise<void> {
     },
   });
 
-  console.log('\nclaims through POST /v1/claims (one after another):');
+  // Refills after each pool hit would restock at once on this fast fake backend: pause the fill
+  // schedule during the claims so that the claims beyond the stock show the fallback.
+  await schedule.pause('demo: show the fallback');
+  console.log(
+    '\nclaims through POST /v1/claims (one after another; fill schedule paused meanwhile):',
+  );
   console.log(
     '  request                  kind                      status  outcome   ms     volume',
   );
@@ -115,7 +120,14 @@ async function main(): Promise<void> {
     );
   }
   printLevels(
-    'pool after the claims (a refill was triggered by the pool hits):',
+    'pool after the claims:',
+    (await api<{ levels: PoolLevel[] }>('GET', '/v1/pool')).body.levels,
+  );
+  await schedule.unpause('demo over');
+  await schedule.trigger(ScheduleOverlapPolicy.SKIP);
+  await new Promise((r) => setTimeout(r, 8000));
+  printLevels(
+    'pool after the refill:',
     (await api<{ levels: PoolLevel[] }>('GET', '/v1/pool')).body.levels,
   );
 

@@ -144,9 +144,12 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
         // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back
         // (that would give the tenant a second volume of the same name).
         status.step = 'finish';
-        const finished = await handoff.finishHandOff({ target, reserved });
+        // The refill starts alongside: the reserved row already does not count as stock.
+        const [finished] = await Promise.all([
+          handoff.finishHandOff({ target, reserved }),
+          call.triggerRefill(),
+        ]);
         mark('finished');
-        await call.triggerRefill();
         return done(finished.volumeId, 'pool');
       }
     } else {

@@ -266,9 +266,10 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
   async function triggerRefill(): Promise<boolean> {
     if (!temporal) return false;
     try {
-      await temporal.schedule
-        .getHandle(scheduleIds(config).fill)
-        .trigger(ScheduleOverlapPolicy.SKIP);
+      const fill = temporal.schedule.getHandle(scheduleIds(config).fill);
+      // trigger() runs even a paused schedule: an operator's pause must stop refills too.
+      if ((await fill.describe()).state.paused) return false;
+      await fill.trigger(ScheduleOverlapPolicy.SKIP);
       return true;
     } catch (err) {
       log.warn(`refill trigger failed (the next tick will refill): ${(err as Error).message}`);
