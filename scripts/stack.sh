@@ -296,6 +296,14 @@ cmd_down() {
   say "stack is down (state kept in $STACK_DIR)"
 }
 
+cmd_restart_temporal() {
+  # For tests: the Temporal server goes away and comes back with its history (--db-filename).
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  stop_daemon temporal
+  install_temporal
+  start_temporal
+}
+
 cmd_reset() {
   cmd_down
   say "resetting: dropping the Cinder and pool databases, Temporal history and logs"
@@ -321,5 +329,6 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   reset) cmd_reset ;;
+  restart-temporal) cmd_restart_temporal ;;
   *) echo "usage: $0 up|down|status|reset" >&2; exit 2 ;;
 esac

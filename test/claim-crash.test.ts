@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../lib/temporal/connect';
 import { createDb, type Db } from '../lib/pool-state/db';
@@ -214,6 +215,55 @@ describe('claim crash safety (worker SIGKILL at exact steps)', () => {
         assert.ok(done.timingsMs.total >= 3000);
         assert.equal((await tenant('beta').getVolume(done.volumeId)).status, 'available');
         await second.close();
+      });
+    } finally {
+      setCreateDelay(0);
+    }
+  });
+
+  test('the Temporal server restarted mid-claim: the claim completes and GET returns it', async () => {
+    await wipePool(db);
+    setCreateDelay(8);
+    try {
+      await withWorker(null, async () => {
+        const api = buildApi({
+          config: { ...config, api: { ...config.api, claimWaitMs: 0 } },
+          db,
+          temporal: client,
+        });
+        const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
+        const body = {
+          requestId: unique('tsrv'),
+          projectId: TENANT_PROJECTS.alpha,
+          name: unique('vm'),
+          os: 'Debian8 64bit',
+          volumeType: 'sas',
+        };
+        const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+        assert.equal(res.statusCode, 202, res.body);
+        const url = res.headers.location as string;
+        await waitFor(
+          'claim waiting for Cinder',
+          async () => (await api.inject({ url, headers })).json(),
+          (b) => b.step === 'wait-available',
+          30_000,
+          300,
+        );
+        const restart = await new Promise<number | null>((resolve) => {
+          const p = spawn('bash', ['scripts/stack.sh', 'restart-temporal'], { stdio: 'ignore' });
+          p.on('exit', resolve);
+        });
+        assert.equal(restart, 0, 'restart-temporal failed');
+        const done = await waitFor(
+          'claim completed after the restart',
+          async () => (await api.inject({ url, headers })).json(),
+          (b) => b.status === 'completed',
+          120_000,
+          1000,
+        );
+        assert.equal(done.outcome, 'created');
+        assert.equal((await tenant('alpha').getVolume(done.volumeId)).status, 'available');
+        await api.close();
       });
     } finally {
       setCreateDelay(0);

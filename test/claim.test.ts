@@ -30,6 +30,7 @@ import {
   taggedVolumes,
   testConfig,
   wipePool,
+  setCreateDelay,
   type RunningWorker,
 } from './support/pool';
 
@@ -222,6 +223,58 @@ describe('claims (API + workflow, real stack)', () => {
       );
     } finally {
       await client.schedule.getHandle(scheduleIds(config).fill).unpause();
+    }
+  });
+
+  test('claims are searchable in Temporal by outcome, project, OS and type', async () => {
+    const q = `WorkflowType = 'claimVolumeWorkflow' AND TaskQueue = '${config.temporal.taskQueue}'`;
+    const count = async (extra: string) => {
+      let n = 0;
+      for await (const _ of client.workflow.list({ query: `${q} AND ${extra}` })) n++;
+      return n;
+    };
+    await waitFor(
+      'visibility',
+      () => count(`PoolOutcome = 'pool'`),
+      (n) => n >= 10,
+      20_000,
+      500,
+    );
+    assert.ok(
+      (await count(`PoolOutcome = 'created' AND PoolProject = '${TENANT_PROJECTS.beta}'`)) >= 1,
+    );
+    assert.ok(
+      (await count(
+        `PoolOs = 'Debian8 64bit' AND PoolVolumeType = 'sas' AND PoolKind = 'system'`,
+      )) >= 50,
+    );
+    assert.equal(await count(`PoolOs = 'Windows2016 64bit'`), 0);
+  });
+
+  test('plain creation that ends in error: the broken volume is deleted and the claim fails clearly', async () => {
+    await wipePool(db);
+    setCreateDelay(4);
+    try {
+      const req = sysDisk();
+      const pending = claim(req);
+      const v = await waitFor(
+        'volume requested',
+        () => tenant('alpha').listVolumes({ name: req.name }),
+        (l) => l.length === 1,
+        20_000,
+        200,
+      );
+      await admin.resetVolumeStatus(v[0]!.id, 'error');
+      const res = await pending;
+      assert.equal(res.statusCode, 422, res.body);
+      assert.match(res.json().error, /went to error/);
+      await waitFor(
+        'broken volume deleted',
+        () => tenant('alpha').findVolume(v[0]!.id),
+        (x) => x === null || x.status === 'deleting',
+      );
+    } finally {
+      setCreateDelay(0);
     }
   });
 

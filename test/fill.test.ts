@@ -110,6 +110,48 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
     assert.deepEqual((await rows()).map((r) => r.id).sort(), all.map((r) => r.id).sort());
   });
 
+  test('an OS without snapshot is skipped with a clear warning; the others are filled', async () => {
+    const config = await withWorker(poolEnv({ more: 'Debian8 64bit, Plan9 64bit', numsMore: 2 }));
+    const r = await fill(config);
+    assert.deepEqual(
+      r.skipped.map((k) => `${k.type}/${k.os}`),
+      ['sas/Plan9 64bit'],
+    );
+    assert.match(
+      r.skipped[0]?.reason ?? '',
+      /no available snapshot named like "os-image Plan9 64bit sas v<version>"/,
+    );
+    assert.equal(r.available, 2);
+    assert.deepEqual(
+      (await rows()).map((x) => x.os),
+      ['Debian8 64bit', 'Debian8 64bit'],
+    );
+  });
+
+  test('a volume stuck in creating past creating_timeout_minute is deleted and replaced', async () => {
+    setCreateDelay(12);
+    const config = await withWorker({
+      ...poolEnv({ more: 'Debian9 64bit', numsMore: 1 }),
+      POOL__VOLUMES_BACKUP__CREATING_TIMEOUT_MINUTE: '0.1',
+    });
+    const r = await fill(config);
+    assert.equal(r.failed, 1);
+    assert.match(r.errors[0] ?? '', /timeout/);
+    assert.deepEqual(await rows(), []);
+    await waitFor(
+      'stuck volume deleted',
+      () => taggedVolumes(),
+      (l) => l.length === 0,
+      30_000,
+      500,
+    );
+    setCreateDelay(0);
+    // Cinder serialises creates from one snapshot: the replacement waits for the stuck one's
+    // driver call to end, so it runs with the default (30 min) timeout.
+    const again = await fill(await withWorker(poolEnv({ more: 'Debian9 64bit', numsMore: 1 })));
+    assert.equal(again.available, 1);
+  });
+
   test('seed 3: after a claim took a volume, the next fill creates exactly one to replace it', async () => {
     const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 3 }));
     await fill(config);

@@ -18,7 +18,7 @@ import { failpoint } from '../../lib/failpoints';
 import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Deps } from '../deps';
-import { toFailure } from '../fill/volumes';
+import { deletePoolVolume, toFailure } from '../fill/volumes';
 
 export interface ClaimTarget {
   claimId: string;
@@ -189,8 +189,10 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
       return 'released';
     }
     log.warn(`pool volume ${reserved.volumeId} is ${v?.status ?? 'gone'}: quarantined (deleted)`);
-    if (v && v.projectId === config.auth.projectId && v.status !== 'deleting') {
-      await cinder.deleteVolume(v.id, { cascade: true }).catch(() => undefined);
+    if (v && v.projectId === config.auth.projectId) {
+      await deletePoolVolume(cinder, v).catch((e: Error) =>
+        log.warn(`quarantine delete failed: ${e.message}`),
+      );
     }
     await repo.delete(reserved.rowId);
     return 'quarantined';
@@ -233,8 +235,16 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
       const v = await waitStatus(client, input.volumeId, ['available'], input.timeoutMs);
       return { sizeGb: v.size };
     } catch (err) {
-      if (err instanceof ApplicationFailure && err.type === 'VolumeFailed') {
-        await client.deleteVolume(input.volumeId).catch(() => undefined);
+      if (
+        err instanceof ApplicationFailure &&
+        (err.type === 'VolumeFailed' || err.type === 'VolumeTimeout')
+      ) {
+        // Leave the tenant nothing broken or half-made under the requested name.
+        const v = await cinder.findVolume(input.volumeId).catch(() => null);
+        if (v)
+          await deletePoolVolume(cinder, v).catch((e: Error) =>
+            log.warn(`cleanup of ${v.id} failed: ${e.message}`),
+          );
       }
       throw err instanceof CinderError ? toFailure(err) : err;
     }

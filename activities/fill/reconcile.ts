@@ -16,7 +16,7 @@ import {
 import { TAGS } from '../../lib/pool-state/naming';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
-import { poolVolumeActivities, toFailure } from './volumes';
+import { deletePoolVolume, poolVolumeActivities, toFailure } from './volumes';
 
 export interface CheckResult {
   releasedOrphans: number;
@@ -64,11 +64,11 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
   }
 
   async function removeRow(rowId: number, volume: Volume | undefined): Promise<void> {
-    if (volume && volume.status !== 'deleting') {
+    if (volume) {
       try {
-        await cinder.deleteVolume(volume.id, { cascade: true });
+        await deletePoolVolume(cinder, volume);
       } catch (err) {
-        if ((err as { status?: number }).status !== 404) throw toFailure(err);
+        throw toFailure(err);
       }
     }
     await repo.delete(rowId);
@@ -106,8 +106,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     } else if (v && v.status === 'available') {
       await repo.release(row.id, row.reservedBy);
     } else {
-      if (v && v.status !== 'deleting')
-        await cinder.deleteVolume(v.id, { cascade: true }).catch(() => undefined);
+      if (v) await deletePoolVolume(cinder, v).catch(() => undefined);
       await repo.delete(row.id);
     }
     log.warn(`recovered the reservation of ${row.volumeId} left by ${row.reservedBy}`);
@@ -262,12 +261,10 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         log.info(`adopted leaked pool volume ${v.id} (${v.name})`);
         result.adopted.push(v.id);
       } else {
-        if (v.status !== 'deleting') {
-          try {
-            await cinder.deleteVolume(v.id, { cascade: true });
-          } catch (err) {
-            if ((err as { status?: number }).status !== 404) throw toFailure(err);
-          }
+        try {
+          await deletePoolVolume(cinder, v);
+        } catch (err) {
+          throw toFailure(err);
         }
         log.warn(`deleted leaked pool volume ${v.id} (${v.name}, ${v.status})`);
         result.deletedLeaks.push(v.id);

@@ -7,7 +7,7 @@
  * - known-permanent Cinder errors become non-retryable ApplicationFailures with their type.
  */
 import { ApplicationFailure, Context, heartbeat, log, sleep } from '@temporalio/activity';
-import { CinderError, CinderOverLimit, type Volume } from '../../lib/cinder';
+import { CinderError, CinderOverLimit, type CinderClient, type Volume } from '../../lib/cinder';
 import { PoolRepository } from '../../lib/pool-state/repository';
 import { poolTags } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
@@ -25,6 +25,35 @@ export interface CreatePoolVolumeInput {
 export type AwaitOutcome = 'available' | 'failed' | 'timeout' | 'vanished';
 
 export const CREATE_RATE_LIMIT = 'pool-create';
+
+/** States Cinder refuses to delete from: a stuck volume is first reset to `error` (admin). */
+const UNDELETABLE = new Set([
+  'creating',
+  'downloading',
+  'extending',
+  'attaching',
+  'detaching',
+  'maintenance',
+]);
+
+/**
+ * Deletes a pool volume in Cinder whatever state it is stuck in: a pending transfer is cancelled,
+ * an undeletable state is reset to `error` first; already deleting or gone is fine.
+ */
+export async function deletePoolVolume(cinder: CinderClient, v: Volume): Promise<void> {
+  if (v.status === 'deleting') return;
+  try {
+    if (v.status === 'awaiting-transfer') {
+      for (const t of await cinder.listTransfers({ volumeId: v.id }))
+        await cinder.deleteTransfer(t.id);
+    } else if (UNDELETABLE.has(v.status)) {
+      await cinder.resetVolumeStatus(v.id, 'error');
+    }
+    await cinder.deleteVolume(v.id, { cascade: true });
+  } catch (err) {
+    if (!(err instanceof CinderError && err.status === 404)) throw err;
+  }
+}
 
 /** A Cinder error as a Temporal failure: permanent ones are not retried. */
 export function toFailure(err: unknown): unknown {
@@ -111,13 +140,7 @@ export function poolVolumeActivities({
     if (volumeId) {
       try {
         const v = await cinder.findVolume(volumeId);
-        if (v && v.status !== 'deleting') {
-          if (v.status === 'awaiting-transfer') {
-            for (const t of await cinder.listTransfers({ volumeId }))
-              await cinder.deleteTransfer(t.id);
-          }
-          await cinder.deleteVolume(volumeId, { cascade: true });
-        }
+        if (v) await deletePoolVolume(cinder, v);
       } catch (err) {
         throw toFailure(err);
       }
