@@ -18,6 +18,7 @@ import { admin, config as stackConfig, tenant, unique, waitFor } from './support
 import {
   poolEnv,
   setCreateDelay,
+  exited,
   spawnWorker,
   taggedVolumes,
   testConfig,
@@ -38,11 +39,6 @@ after(async () => {
   await client.connection.close();
   await db.end();
 });
-
-const exited = (child: ReturnType<typeof spawnWorker>) =>
-  new Promise<NodeJS.Signals | number | null>((r) =>
-    child.once('exit', (code, signal) => r(signal ?? code)),
-  );
 
 async function withWorker<T>(
   failpoints: string | null,

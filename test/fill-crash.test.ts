@@ -14,6 +14,7 @@ import { config as stackConfig, unique, waitFor } from './support/env';
 import {
   poolEnv,
   setCreateDelay,
+  exited,
   spawnWorker,
   taggedVolumes,
   testConfig,
@@ -34,10 +35,6 @@ after(async () => {
   await client.connection.close();
   await db.end();
 });
-
-function exited(child: ReturnType<typeof spawnWorker>): Promise<NodeJS.Signals | number | null> {
-  return new Promise((r) => child.once('exit', (code, signal) => r(signal ?? code)));
-}
 
 async function assertExactPool(): Promise<void> {
   const rows = await new PoolRepository(db).listAll();

@@ -156,3 +156,10 @@ export function spawnWorker(env: NodeJS.ProcessEnv): ChildProcess & { output: ()
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   return Object.assign(child, { output: () => out });
 }
+
+/** Resolves with the signal (or exit code) that ended a spawned worker. */
+export function exited(child: ChildProcess): Promise<NodeJS.Signals | number | null> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return Promise.resolve(child.signalCode ?? child.exitCode);
+  return new Promise((r) => child.once('exit', (code, signal) => r(signal ?? code)));
+}
