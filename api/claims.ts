@@ -16,6 +16,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
+import type { ApiMetrics } from './metrics';
 import {
   claimVolumeWorkflow,
   type ClaimInput,
@@ -92,9 +93,9 @@ function failureReason(err: unknown): string {
 
 export function registerClaimRoutes(
   app: FastifyInstance,
-  deps: { config: AppConfig; temporal: Client },
+  deps: { config: AppConfig; temporal: Client; metrics: ApiMetrics },
 ): void {
-  const { config, temporal } = deps;
+  const { config, temporal, metrics } = deps;
   const location = (requestId: string) => `/v1/claims/${encodeURIComponent(requestId)}`;
   const knownOs = [...new Set(config.pool.targets.map((t) => t.os))];
 
@@ -165,12 +166,20 @@ export function registerClaimRoutes(
           handle.result(),
           new Promise<null>((r) => setTimeout(() => r(null), config.api.claimWaitMs)),
         ]);
-        if (result === null)
+        if (result === null) {
+          metrics.claims.inc({ outcome: 'running', status: '202' });
           return reply.status(202).send({ requestId: b.requestId, status: 'running' });
+        }
+        metrics.claims.inc({ outcome: result.outcome, status: '201' });
+        metrics.claimSeconds.observe(
+          { outcome: result.outcome },
+          (result.timingsMs.total ?? 0) / 1000,
+        );
         return reply.status(201).send({ requestId: b.requestId, status: 'completed', ...result });
       } catch (err) {
         if (err instanceof TemporalDown) return serviceUnavailable(reply, err);
         if (err instanceof WorkflowFailedError) {
+          metrics.claims.inc({ outcome: 'failed', status: '422' });
           return reply
             .status(422)
             .send({ requestId: b.requestId, status: 'failed', error: failureReason(err) });

@@ -10,6 +10,7 @@ import { PoolRepository } from '../lib/pool-state/repository';
 import { poolLevels } from '../lib/pool-state/levels';
 import { timingSafeEqual } from 'node:crypto';
 import { registerClaimRoutes } from './claims';
+import { createMetrics } from './metrics';
 
 export interface ApiDeps {
   config: AppConfig;
@@ -77,7 +78,13 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     return reply.status(ready ? 200 : 503).send({ ready, checks });
   });
 
-  registerClaimRoutes(app, deps);
+  const metrics = createMetrics(deps.config, deps.db);
+  registerClaimRoutes(app, { ...deps, metrics });
+
+  app.get('/metrics', async (_req, reply) => {
+    void reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
 
   app.get('/v1/pool', async () => {
     const levels = poolLevels(deps.config.pool.targets, await repo.countByTypeOsStatus());

@@ -62,6 +62,20 @@ describe('API basics', () => {
     }
   });
 
+  test('GET /metrics exposes pool levels per type × OS in Prometheus format', async () => {
+    const res = await app.inject({ url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.headers['content-type'] as string, /text\/plain/);
+    const t = config.pool.targets[0]!;
+    assert.match(
+      res.body,
+      new RegExp(
+        `warmpool_pool_volumes\\{volume_type="${t.volumeType}",os="${t.os}",state="target"\\} ${t.target}`,
+      ),
+    );
+    assert.match(res.body, /# TYPE warmpool_claims_total counter/);
+  });
+
   test('unknown routes are a JSON 404', async () => {
     const res = await app.inject({
       url: '/v1/nothing',

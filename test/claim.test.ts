@@ -386,6 +386,20 @@ describe('claims (API + workflow, real stack)', () => {
     await deadApp.close();
   });
 
+  test("/metrics counts this API's claims by outcome", async () => {
+    const body = (await app.inject({ url: '/metrics' })).body;
+    const count = (outcome: string, status: string) =>
+      Number(
+        new RegExp(
+          `warmpool_claims_total\\{outcome="${outcome}",status="${status}"\\} (\\d+)`,
+        ).exec(body)?.[1] ?? 0,
+      );
+    assert.ok(count('pool', '201') >= 10, body);
+    assert.ok(count('created', '201') >= 40);
+    assert.ok(count('failed', '422') >= 1);
+    assert.match(body, /warmpool_claim_seconds_bucket\{le="1",outcome="pool"\}/);
+  });
+
   test('no transfer auth key or token appears in any claim history', async () => {
     assert.ok(authKeys.length >= 10, `only ${authKeys.length} transfers were made`);
     let histories = 0;

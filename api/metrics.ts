@@ -1,0 +1,80 @@
+/**
+ * Prometheus metrics at GET /metrics: pool levels per type × OS (read from PostgreSQL at scrape
+ * time, so every API replica reports the same truth), the last fill's outcome, and this API's
+ * claims by outcome with their latency.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AppConfig } from '../lib/config/load';
+import type { Db } from '../lib/pool-state/db';
+import { PoolRepository } from '../lib/pool-state/repository';
+import { poolLevels } from '../lib/pool-state/levels';
+
+export interface ApiMetrics {
+  registry: Registry;
+  claims: Counter<'outcome' | 'status'>;
+  claimSeconds: Histogram<'outcome'>;
+}
+
+export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'warmpool_api_' });
+  const repo = new PoolRepository(db);
+
+  new Gauge({
+    name: 'warmpool_pool_volumes',
+    help: 'Pool volumes per volume type, OS and state (available = current image, ready to hand out).',
+    labelNames: ['volume_type', 'os', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const l of poolLevels(config.pool.targets, await repo.countByTypeOsStatus())) {
+        for (const state of [
+          'target',
+          'available',
+          'creating',
+          'reserved',
+          'stale',
+          'missing',
+        ] as const) {
+          this.set({ volume_type: l.volumeType, os: l.os, state }, l[state]);
+        }
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'warmpool_last_fill',
+    help: 'The last finished fill: volumes made available, failed, drained; stopped_by_quota is 1 when a quota stopped it.',
+    labelNames: ['field'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const { rows } = await db.query(
+        `SELECT summary, extract(epoch FROM finished_at) AS at FROM pool_runs
+          WHERE kind = 'fill' AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1`,
+      );
+      const r = rows[0];
+      if (!r) return;
+      this.set({ field: 'finished_timestamp_seconds' }, Number(r.at));
+      this.set({ field: 'available' }, Number(r.summary.available ?? 0));
+      this.set({ field: 'failed' }, Number(r.summary.failed ?? 0));
+      this.set({ field: 'drained' }, Number(r.summary.drained ?? 0));
+      this.set({ field: 'stopped_by_quota' }, /^quota/.test(r.summary.stoppedBy ?? '') ? 1 : 0);
+    },
+  });
+
+  const claims = new Counter({
+    name: 'warmpool_claims_total',
+    help: 'Claims answered by this API, by outcome (pool, created, existing, failed, running) and HTTP status.',
+    labelNames: ['outcome', 'status'],
+    registers: [registry],
+  });
+  const claimSeconds = new Histogram({
+    name: 'warmpool_claim_seconds',
+    help: 'Time to answer POST /v1/claims with a volume, by outcome.',
+    labelNames: ['outcome'],
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120],
+    registers: [registry],
+  });
+  return { registry, claims, claimSeconds };
+}
