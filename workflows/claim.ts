@@ -138,7 +138,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
         // The hand-off failed for good: never lose the volume, then fall back.
         status.fallbackReason = `hand-off failed: ${reason(err)}`;
         status.step = 'compensate';
-        await db.returnToPool({ claimId: target.claimId, reserved });
+        await call.returnToPool({ claimId: target.claimId, reserved });
       }
       if (status.fallbackReason === null) {
         // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back
