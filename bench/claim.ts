@@ -87,6 +87,8 @@ async function main(): Promise<void> {
       return { ms, outcome: res.json().outcome as string };
     };
 
+    // BENCH_CREATE_DELAY=s makes each create from a snapshot take that long (like a Ceph flatten).
+    setCreateDelay(Number(process.env.BENCH_CREATE_DELAY ?? 0));
     const pool: number[] = [];
     for (let i = 0; i < N; i++) {
       const r = await claimOnce(i, 'pool');
@@ -102,6 +104,7 @@ async function main(): Promise<void> {
       created.push(r.ms);
     }
 
+    setCreateDelay(0);
     // The bare Cinder calls of a pool hit, without Temporal or the database.
     const snap = (await cinder.listSnapshots()).find(
       (s) => config.pool.snapshotNameRule.match(s.name, 'Debian8 64bit', 'sas') !== null,
