@@ -17,6 +17,7 @@ import {
 } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
 import type { ApiMetrics } from './metrics';
+import { withTimeout } from './timeout';
 import {
   claimVolumeWorkflow,
   type ClaimInput,
@@ -57,19 +58,14 @@ class TemporalDown extends Error {}
 
 /** Temporal calls are bounded: a dead server is a 503 within seconds, never a hanging request. */
 async function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([
+    return await withTimeout(
       p,
-      new Promise<never>(
-        (_, reject) =>
-          (timer = setTimeout(
-            () => reject(new TemporalDown(`Temporal did not answer within ${ms} ms`)),
-            ms,
-          )),
-      ),
-    ]);
+      ms,
+      () => new TemporalDown(`Temporal did not answer within ${ms} ms`),
+    );
   } catch (err) {
+    if (err instanceof TemporalDown) throw err;
     const code = (err as { code?: number }).code;
     // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4): the server is not there.
     if (
@@ -80,8 +76,6 @@ async function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
       throw new TemporalDown(`Temporal unreachable: ${(err as Error).message}`);
     }
     throw err;
-  } finally {
-    clearTimeout(timer);
   }
 }
 

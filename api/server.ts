@@ -11,6 +11,7 @@ import { poolLevels } from '../lib/pool-state/levels';
 import { timingSafeEqual } from 'node:crypto';
 import { registerClaimRoutes } from './claims';
 import { createMetrics } from './metrics';
+import { withTimeout } from './timeout';
 
 export interface ApiDeps {
   config: AppConfig;
@@ -92,14 +93,4 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   });
 
   return app;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then(
-      (v) => (clearTimeout(t), resolve(v)),
-      (e: unknown) => (clearTimeout(t), reject(e as Error)),
-    );
-  });
 }

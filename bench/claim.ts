@@ -3,17 +3,14 @@
  * plain creations, and the bare Cinder calls a pool hit needs (transfer + accept + rename), in one
  * run. Claims run one after another so each measures the path, not the queue. Needs the stack.
  */
-import { NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../lib/config/load';
 import { cinderFromConfig } from '../lib/cinder';
 import { createDb } from '../lib/pool-state/db';
-import { createActivities } from '../activities';
-import { createLogger } from '../lib/log';
 import { connectClient } from '../lib/temporal/connect';
 import { buildApi } from '../api/server';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
-import { setCreateDelay, wipePool } from '../test/support/pool';
+import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 
 const N = Number(process.env.BENCH_CLAIMS ?? 100);
 
@@ -45,23 +42,11 @@ async function main(): Promise<void> {
   await wipePool(db);
   const cinder = cinderFromConfig(config);
   const client = await connectClient(config);
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    taskQueue: config.temporal.taskQueue,
-    workflowBundle: await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({
-      config,
-      cinder,
-      db,
-      log: createLogger('bench', 'silent'),
-      temporal: client,
-    }),
-  });
+  const worker = await startWorker(config, db, { cinder, temporal: client });
   const api = buildApi({ config, db, temporal: client });
   const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
 
-  await worker.runUntil(async () => {
+  try {
     const t0 = Date.now();
     const fill = await client.workflow.execute(fillPoolWorkflow, {
       taskQueue: config.temporal.taskQueue,
@@ -141,10 +126,11 @@ async function main(): Promise<void> {
     const alpha = cinder.asProject(TENANT_PROJECTS.alpha, TENANT_USER);
     for (const v of await alpha.listVolumes())
       if (v.name.startsWith(tag)) await alpha.deleteVolume(v.id).catch(() => undefined);
-  });
+  } finally {
+    await worker.stop();
+  }
   await api.close();
   await client.connection.close();
-  await connection.close();
   await db.end();
 }
 

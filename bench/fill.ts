@@ -3,19 +3,15 @@
  * the creation interval at 0 s and at 1 s, and Cinder calls per created volume. Needs the stack
  * (`npm run stack:up`); it empties the pool first.
  */
-import { Worker, NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../lib/config/load';
 import { cinderFromConfig } from '../lib/cinder';
 import { createDb } from '../lib/pool-state/db';
-import { createActivities } from '../activities';
-import { createLogger } from '../lib/log';
 import { connectClient } from '../lib/temporal/connect';
 import { fillPoolWorkflow } from '../workflows';
-import { setCreateDelay, wipePool } from '../test/support/pool';
+import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 
 async function main(): Promise<void> {
   const intervals = (process.env.BENCH_INTERVALS ?? '0,1').split(',').map(Number);
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
   setCreateDelay(0);
   for (const interval of intervals) {
     const config = loadConfig({
@@ -35,23 +31,15 @@ async function main(): Promise<void> {
         calls.set(key, (calls.get(key) ?? 0) + 1);
       },
     });
-    const connection = await NativeConnection.connect({ address: config.temporal.address });
-    const worker = await Worker.create({
-      connection,
-      taskQueue: config.temporal.taskQueue,
-      workflowBundle: bundle,
-      activities: createActivities({ config, cinder, db, log: createLogger('bench', 'silent') }),
-    });
+    const worker = await startWorker(config, db, { cinder });
     const client = await connectClient(config);
     const target = config.pool.targets.reduce((n, t) => n + t.target, 0);
     const started = Date.now();
-    const result = await worker.runUntil(
-      client.workflow.execute(fillPoolWorkflow, {
-        taskQueue: config.temporal.taskQueue,
-        workflowId: `bench-fill-${process.pid}-${interval}`,
-        args: [{ reason: 'bench' }],
-      }),
-    );
+    const result = await client.workflow.execute(fillPoolWorkflow, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `bench-fill-${process.pid}-${interval}`,
+      args: [{ reason: 'bench' }],
+    });
     const seconds = (Date.now() - started) / 1000;
     const total = [...calls.values()].reduce((a, b) => a + b, 0);
     console.log(
@@ -61,8 +49,8 @@ async function main(): Promise<void> {
     for (const [k, n] of [...calls.entries()].sort((a, b) => b[1] - a[1]))
       console.log(`    ${String(n).padStart(5)}  ${k}`);
     await wipePool(db);
+    await worker.stop();
     await client.connection.close();
-    await connection.close();
     await db.end();
   }
 }

@@ -7,7 +7,7 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { loadConfig } from '../lib/config/load';
 import { connectClient } from '../lib/temporal/connect';
-import { scheduleIds } from '../lib/temporal/schedules';
+import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
 import { TENANT_PROJECTS } from './stack/cloud';
 import type { PoolLevel } from '../lib/pool-state/levels';
 
@@ -53,19 +53,10 @@ async function main(): Promise<void> {
   const schedule = client.schedule.getHandle(scheduleIds(config).fill);
   const since = new Date();
   await schedule.trigger(ScheduleOverlapPolicy.SKIP);
-  for (let i = 0; i < 120; i++) {
-    const d = await schedule.describe();
-    const action =
-      d.info.runningActions[0] ??
-      d.info.recentActions.filter((a) => a.takenAt >= new Date(since.getTime() - 1000)).pop()
-        ?.action;
-    if (action) {
-      const r = await client.workflow.getHandle(action.workflow.workflowId).result();
-      console.log(`  fill ${action.workflow.workflowId}: ${r.available}/${r.planned} created`);
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const fillRun = await findTriggeredRun(schedule, since, 60_000);
+  if (!fillRun) throw new Error('the fill schedule started no fill');
+  const r = await client.workflow.getHandle(fillRun.workflowId, fillRun.runId).result();
+  console.log(`  fill ${fillRun.workflowId}: ${r.available}/${r.planned} created`);
   printLevels(
     'pool after the fill:',
     (await api<{ levels: PoolLevel[] }>('GET', '/v1/pool')).body.levels,

@@ -1,5 +1,5 @@
 /** `npm run migrate [-- up|down]`: creates the pool database if missing and runs migrations. */
-import { loadConfig } from '../lib/config/load';
+import { loadConfig, maskUrlPassword } from '../lib/config/load';
 import { ensureDatabase, migrate } from '../lib/pool-state/db';
 
 async function main(): Promise<void> {
@@ -9,7 +9,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const { databaseUrl } = loadConfig();
-  const shown = databaseUrl.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:<secret>@');
+  const shown = maskUrlPassword(databaseUrl);
   if (await ensureDatabase(databaseUrl)) console.log(`created database ${shown}`);
   const ran = await migrate(databaseUrl, direction);
   console.log(

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { ScheduleOverlapPolicy, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../lib/config/load';
 import { connectClient } from '../lib/temporal/connect';
-import { scheduleIds } from '../lib/temporal/schedules';
+import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
 import { createDb } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { poolLevels } from '../lib/pool-state/levels';
@@ -163,23 +163,9 @@ async function run(
         await handle.trigger(ScheduleOverlapPolicy.SKIP);
         console.log(`triggered ${ids.fill} (a fill already running makes this a no-op)`);
         if (values.wait) {
-          // The run this trigger started (or the one it found running), from the schedule's record.
-          let action;
-          for (let i = 0; i < 20 && !action; i++) {
-            const d = await handle.describe();
-            action =
-              d.info.runningActions[0] ??
-              d.info.recentActions
-                .filter((a) => a.takenAt >= new Date(before.getTime() - 1000))
-                .pop()?.action;
-            if (!action) await new Promise((r) => setTimeout(r, 500));
-          }
-          if (!action) throw new Error('the schedule started no fill (is it paused?)');
-          const p = await follow(
-            client,
-            action.workflow.workflowId,
-            action.workflow.firstExecutionRunId,
-          );
+          const run = await findTriggeredRun(handle, before);
+          if (!run) throw new Error('the schedule started no fill (is it paused?)');
+          const p = await follow(client, run.workflowId, run.runId);
           console.log(
             `fill done: ${p.available}/${p.planned} available, ${p.failed} failed${p.stoppedBy ? `, stopped by ${p.stoppedBy}` : ''}`,
           );

@@ -9,7 +9,6 @@
  * Outcome, project, OS and type are search attributes: every claim is findable in the Web UI.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
   defineQuery,
   proxyActivities,
@@ -20,20 +19,16 @@ import {
 import type { Activities } from '../activities';
 import type { ClaimTarget, CurrentImage, ReservedVolume } from '../activities/claim/handoff';
 import { PROFILES } from './profiles';
+import { failureReason } from './failures';
 
 const call = proxyActivities<Activities>(PROFILES.cinderCall);
 const handoff = proxyActivities<Activities>(PROFILES.claimHandOff);
 const wait = proxyActivities<Activities>(PROFILES.poolAwait);
 const db = proxyActivities<Activities>(PROFILES.database);
 
-export interface ClaimInput {
+/** What to claim: the target of the activities (tenant, name, OS, type, size) plus the request. */
+export interface ClaimInput extends Omit<ClaimTarget, 'claimId'> {
   requestId: string;
-  projectId: string;
-  userId: string;
-  name: string;
-  os: string | null;
-  volumeType: string;
-  sizeGb: number | null;
   systemDisk: boolean;
   /** Bound on plain creation (create → available). */
   createTimeoutMs?: number;
@@ -57,12 +52,6 @@ export interface ClaimStatus {
 }
 
 export const claimStatusQuery = defineQuery<ClaimStatus>('status');
-
-function reason(err: unknown): string {
-  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
-  const type = cause instanceof ApplicationFailure && cause.type ? `${cause.type}: ` : '';
-  return `${type}${cause instanceof Error ? cause.message : String(cause)}`;
-}
 
 export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResult> {
   const started = Date.now();
@@ -136,7 +125,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
         mark('accepted');
       } catch (err) {
         // The hand-off failed for good: never lose the volume, then fall back.
-        status.fallbackReason = `hand-off failed: ${reason(err)}`;
+        status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
         status.step = 'compensate';
         await call.returnToPool({ claimId: target.claimId, reserved });
       }

@@ -6,20 +6,13 @@
  * stock (older image) is drained at a bounded rate meanwhile. Over quota stops creating for this
  * run and records why; the next run tries again.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  condition,
-  defineQuery,
-  proxyActivities,
-  setHandler,
-  uuid4,
-} from '@temporalio/workflow';
+import { condition, defineQuery, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { CreateOrder } from '../activities/fill/plan';
 import type { ReconcileResult } from '../activities/fill/reconcile';
 import { poolVolumeName } from '../lib/pool-state/naming';
 import { PROFILES } from './profiles';
+import { failureMessage, failureType } from './failures';
 
 const call = proxyActivities<Activities>(PROFILES.cinderCall);
 const create = proxyActivities<Activities>(PROFILES.poolCreate);
@@ -60,16 +53,6 @@ export function interleave(orders: CreateOrder[]): CreateOrder[] {
     }
   }
   return out;
-}
-
-function failureType(err: unknown): string | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-}
-
-function failureMessage(err: unknown): string {
-  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
-  return cause instanceof Error ? cause.message : String(cause);
 }
 
 export async function fillPoolWorkflow(input: { reason?: string } = {}): Promise<FillProgress> {

@@ -49,11 +49,10 @@ export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
       if (target > current) orders.push({ ...img, missing: target - current });
     }
     // Stock of pairs no longer configured is stale as well: drain it.
-    const configured = new Set(images.map((i) => `${i.type}\u0000${i.os}`));
     const targeted = new Set(config.pool.targets.map((t) => `${t.volumeType}\u0000${t.os}`));
     for (const r of rows) {
       const k = `${r.type}\u0000${r.os}`;
-      if (!targeted.has(k) && !configured.has(k) && r.status === 'available') staleRows.push(r);
+      if (!targeted.has(k) && r.status === 'available') staleRows.push(r);
     }
     staleRows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
     return {

@@ -16,7 +16,7 @@ import {
 import { TAGS } from '../../lib/pool-state/naming';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
-import { deletePoolVolume, poolVolumeActivities, toFailure } from './volumes';
+import { deletePoolVolume, removePoolVolume, toFailure } from './volumes';
 
 export interface CheckResult {
   releasedOrphans: number;
@@ -52,7 +52,6 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
   const repo = new PoolRepository(db);
   const images = new OsImageRepository(db);
   const prefix = config.pool.volumeNamePrefix;
-  const { drainPoolVolume } = poolVolumeActivities(deps);
 
   async function taggedVolumes(): Promise<Map<string, Volume>> {
     try {
@@ -63,16 +62,8 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     }
   }
 
-  async function removeRow(rowId: number, volume: Volume | undefined): Promise<void> {
-    if (volume) {
-      try {
-        await deletePoolVolume(cinder, volume);
-      } catch (err) {
-        throw toFailure(err);
-      }
-    }
-    await repo.delete(rowId);
-  }
+  const removeRow = (rowId: number, volume: Volume | undefined) =>
+    removePoolVolume(cinder, repo, rowId, volume);
 
   /**
    * A claim that ended without finishing (terminated, or failed after its retries) leaves its row
@@ -305,5 +296,5 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
       .map((r) => r.id);
   }
 
-  return { checkPoolState, reconcile, listDrainable, drainPoolVolume };
+  return { checkPoolState, reconcile, listDrainable };
 }

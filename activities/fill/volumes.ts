@@ -76,6 +76,23 @@ async function sleepWithHeartbeat(ms: number): Promise<void> {
   }
 }
 
+/** Deletes a pool volume in Cinder (when given) and then its row; Cinder errors as failures. */
+export async function removePoolVolume(
+  cinder: CinderClient,
+  repo: PoolRepository,
+  rowId: number,
+  volume: Volume | null | undefined,
+): Promise<void> {
+  if (volume) {
+    try {
+      await deletePoolVolume(cinder, volume);
+    } catch (err) {
+      throw toFailure(err);
+    }
+  }
+  await repo.delete(rowId);
+}
+
 export function poolVolumeActivities({
   config,
   cinder,
@@ -137,15 +154,13 @@ export function poolVolumeActivities({
 
   /** Removes a pool volume from Cinder (if still there) and its row. */
   async function destroy(rowId: number, volumeId: string | null): Promise<void> {
-    if (volumeId) {
-      try {
-        const v = await cinder.findVolume(volumeId);
-        if (v) await deletePoolVolume(cinder, v);
-      } catch (err) {
-        throw toFailure(err);
-      }
+    let v: Volume | null = null;
+    try {
+      if (volumeId) v = await cinder.findVolume(volumeId);
+    } catch (err) {
+      throw toFailure(err);
     }
-    await repo.delete(rowId);
+    await removePoolVolume(cinder, repo, rowId, v);
   }
 
   /**

@@ -242,13 +242,18 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
   };
 }
 
+/** A URL with its password (if any) replaced by <secret>. */
+export function maskUrlPassword(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:<secret>@');
+}
+
 /** The configuration with secrets masked, for `pool config` and startup logs. */
 export function describeConfig(c: AppConfig): Record<string, unknown> {
   return {
     ...c,
     pool: { ...c.pool, snapshotNameRule: c.pool.snapshotNameRule.template },
     auth: { ...c.auth, password: c.auth.password ? '<secret>' : '' },
-    databaseUrl: c.databaseUrl.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:<secret>@'),
+    databaseUrl: maskUrlPassword(c.databaseUrl),
     api: { ...c.api, apiKeys: c.api.apiKeys.map(() => '<secret>') },
   };
 }

@@ -8,6 +8,7 @@ import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
   type Client,
+  type ScheduleHandle,
   type ScheduleOptionsAction,
   type ScheduleSpec,
 } from '@temporalio/client';
@@ -87,4 +88,27 @@ export async function ensureSchedules(client: Client, config: AppConfig): Promis
     }
   }
   return done;
+}
+
+/**
+ * The run that covers a trigger made at `since`: the one running now, or the one the schedule
+ * started since then (a fast run may already be over). Null if none shows up within `timeoutMs`.
+ */
+export async function findTriggeredRun(
+  handle: ScheduleHandle,
+  since: Date,
+  timeoutMs = 10_000,
+): Promise<{ workflowId: string; runId: string } | null> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const d = await handle.describe();
+    const action =
+      d.info.runningActions[0] ??
+      d.info.recentActions.filter((a) => a.takenAt >= new Date(since.getTime() - 1000)).pop()
+        ?.action;
+    if (action)
+      return { workflowId: action.workflow.workflowId, runId: action.workflow.firstExecutionRunId };
+    if (Date.now() > deadline) return null;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
