@@ -34,7 +34,8 @@ const claimBody = {
   properties: {
     requestId: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' },
     projectId: { type: 'string', pattern: '^[0-9a-f]{32}$' },
-    userId: { type: 'string', minLength: 1, maxLength: 64 },
+    // An id (Keystone's are 32 hex digits): noauth builds its token as `user:project`.
+    userId: { type: 'string', pattern: '^[A-Za-z0-9_.@-]{1,64}$' },
     name: { type: 'string', minLength: 1, maxLength: 255 },
     os: { type: 'string', minLength: 1, maxLength: 255 },
     volumeType: { type: 'string', minLength: 1, maxLength: 255 },
@@ -56,6 +57,20 @@ interface ClaimBody {
 
 class TemporalDown extends Error {}
 
+/** A gRPC error meaning the server is not there, as TemporalDown; anything else unchanged. */
+function asTemporalDown(err: unknown): unknown {
+  if (err instanceof TemporalDown) return err;
+  const code = (err as { code?: number }).code;
+  // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4): the server is not there.
+  if (
+    code === 14 ||
+    code === 4 ||
+    /UNAVAILABLE|connect|transport/i.test((err as Error).message ?? '')
+  )
+    return new TemporalDown(`Temporal unreachable: ${(err as Error).message}`);
+  return err;
+}
+
 /** Temporal calls are bounded: a dead server is a 503 within seconds, never a hanging request. */
 async function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
   try {
@@ -65,18 +80,38 @@ async function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
       () => new TemporalDown(`Temporal did not answer within ${ms} ms`),
     );
   } catch (err) {
-    if (err instanceof TemporalDown) throw err;
-    const code = (err as { code?: number }).code;
-    // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4): the server is not there.
-    if (
-      code === 14 ||
-      code === 4 ||
-      /UNAVAILABLE|connect|transport/i.test((err as Error).message ?? '')
-    ) {
-      throw new TemporalDown(`Temporal unreachable: ${(err as Error).message}`);
-    }
-    throw err;
+    throw asTemporalDown(err);
   }
+}
+
+/**
+ * The claim's result if it ends within `ms`, else null. The long poll behind result() is
+ * cancelled at the deadline (nothing keeps running after a 202), and its timer cleared.
+ */
+async function resultWithin(
+  temporal: Client,
+  handle: WorkflowHandle<typeof claimVolumeWorkflow>,
+  ms: number,
+): Promise<ClaimResult | null> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), ms);
+  try {
+    return await temporal.withAbortSignal(stop.signal, () => handle.result());
+  } catch (err) {
+    if (stop.signal.aborted && !(err instanceof WorkflowFailedError)) return null;
+    throw asTemporalDown(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Text Cinder would choke on (a NUL, a lone surrogate): refused up front, not retried later. */
+function badText(field: string, value: string | undefined): string | null {
+  if (value === undefined) return null;
+  if (/[\u0000-\u001f\u007f]/.test(value)) return `${field} must not contain control characters`;
+  if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed())
+    return `${field} is not well-formed Unicode (a lone surrogate)`;
+  return null;
 }
 
 function failureReason(err: unknown): string {
@@ -101,6 +136,9 @@ export function registerClaimRoutes(
     { schema: { body: claimBody } },
     async (req, reply) => {
       const b = req.body;
+      const textError =
+        badText('name', b.name) ?? badText('os', b.os) ?? badText('volumeType', b.volumeType);
+      if (textError) return reply.status(400).send({ error: textError });
       if (b.systemDisk && !b.os)
         return reply.status(400).send({ error: 'os is required for a system disk' });
       if (b.systemDisk && b.os && !knownOs.includes(b.os)) {
@@ -156,10 +194,7 @@ export function registerClaimRoutes(
             .send({ error: `requestId ${b.requestId} was already used with a different body` });
         }
         reply.header('Location', location(b.requestId));
-        const result = await Promise.race([
-          handle.result(),
-          new Promise<null>((r) => setTimeout(() => r(null), config.api.claimWaitMs)),
-        ]);
+        const result = await resultWithin(temporal, handle, config.api.claimWaitMs);
         if (result === null) {
           metrics.claims.inc({ outcome: 'running', status: '202' });
           return reply.status(202).send({ requestId: b.requestId, status: 'running' });

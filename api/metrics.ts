@@ -34,6 +34,8 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
           'creating',
           'reserved',
           'stale',
+          'deleting',
+          'flagged',
           'missing',
         ] as const) {
           this.set({ volume_type: l.volumeType, os: l.os, state }, l[state]);

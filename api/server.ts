@@ -1,8 +1,10 @@
 /**
  * The HTTP API (fastify). Health and readiness for orchestrators, pool levels for operators;
- * everything under /v1 needs a bearer API key from the configuration.
+ * every /v1 route needs a bearer API key from the configuration. The key is checked by the
+ * routes themselves (an encapsulated plugin's hook), never by matching the raw URL: the router
+ * decodes `%76`, folds nothing else, and whatever it routes to a /v1 handler is authenticated.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
@@ -39,8 +41,9 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   const repo = new PoolRepository(deps.db);
 
   app.setErrorHandler(
-    (err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
+    (err: { statusCode?: number; message: string; validation?: unknown }, req, reply) => {
       const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+      if (status >= 500) req.log.error({ err }, 'request failed');
       void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message });
     },
   );
@@ -48,8 +51,7 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     void reply.status(404).send({ error: `no route ${req.method} ${req.url}` });
   });
 
-  app.addHook('onRequest', async (req, reply) => {
-    if (!req.url.startsWith('/v1/')) return;
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
     const header = req.headers.authorization ?? '';
     const m = /^Bearer (.+)$/.exec(header);
     if (!m)
@@ -59,20 +61,22 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     if (!keyMatches(m[1] as string, deps.config.api.apiKeys)) {
       return reply.status(401).send({ error: 'unknown API key' });
     }
-  });
+  };
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', async (req, reply) => {
+    // Unauthenticated: says what is down, never why (the reason goes to the log).
     const checks: Record<string, string> = {};
+    const down = (name: string) => (e: Error) => {
+      req.log.warn({ err: e }, `readiness: ${name} unavailable`);
+      checks[name] = 'unavailable';
+    };
     await Promise.all([
-      deps.db.query('SELECT 1').then(
-        () => (checks.postgres = 'ok'),
-        (e: Error) => (checks.postgres = e.message),
-      ),
+      deps.db.query('SELECT 1').then(() => (checks.postgres = 'ok'), down('postgres')),
       withTimeout(deps.temporal.workflowService.getSystemInfo({}), 3000).then(
         () => (checks.temporal = 'ok'),
-        (e: Error) => (checks.temporal = e.message),
+        down('temporal'),
       ),
     ]);
     const ready = Object.values(checks).every((v) => v === 'ok');
@@ -80,16 +84,20 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   });
 
   const metrics = createMetrics(deps.config, deps.db);
-  registerClaimRoutes(app, { ...deps, metrics });
 
   app.get('/metrics', async (_req, reply) => {
     void reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
 
-  app.get('/v1/pool', async () => {
-    const levels = poolLevels(deps.config.pool.targets, await repo.countByTypeOsStatus());
-    return { levels };
+  // Every route registered in here is behind the API key, however its URL was spelled.
+  void app.register(async (v1) => {
+    v1.addHook('onRequest', authenticate);
+    registerClaimRoutes(v1, { ...deps, metrics });
+    v1.get('/v1/pool', async () => {
+      const levels = poolLevels(deps.config.pool.targets, await repo.countByTypeOsStatus());
+      return { levels };
+    });
   });
 
   return app;

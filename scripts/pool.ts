@@ -67,6 +67,8 @@ async function status(config: AppConfig, client: Client): Promise<void> {
           creating: l.creating,
           reserved: l.reserved,
           stale: l.stale,
+          deleting: l.deleting,
+          flagged: l.flagged,
           missing: l.missing,
         })),
       ),

@@ -12,7 +12,7 @@ import { connectClient } from '../lib/temporal/connect';
 import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
-import { cinderFromConfig } from '../lib/cinder';
+import { CinderClient } from '../lib/cinder';
 import { TAGS } from '../lib/pool-state/naming';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
@@ -52,15 +52,15 @@ before(async () => {
   client = await connectClient(stackConfig);
   db = createDb(stackConfig.databaseUrl, 10);
   await wipePool(db);
-  // The worker's Cinder client remembers every transfer auth key, so the test can look for them.
-  const cinder = cinderFromConfig(config);
-  const createTransfer = cinder.createTransfer.bind(cinder);
-  cinder.createTransfer = async (...args) => {
-    const t = await createTransfer(...args);
+  // Every Cinder client of this process (the worker's per-attempt ones too) remembers the
+  // transfer auth keys it gets, so the test can look for them in histories.
+  const createTransfer = CinderClient.prototype.createTransfer;
+  CinderClient.prototype.createTransfer = async function (...args) {
+    const t = await createTransfer.apply(this, args);
     authKeys.push(t.authKey);
     return t;
   };
-  worker = await startWorker(config, db, { temporal: client, cinder });
+  worker = await startWorker(config, db, { temporal: client });
   await ensureSchedules(client, config);
   app = buildApi({ config, db, temporal: client });
 });

@@ -10,6 +10,7 @@ import { createLogger } from '../lib/log';
 import { createActivities } from '../activities';
 import { connectClient } from '../lib/temporal/connect';
 import { ensureSchedules } from '../lib/temporal/schedules';
+import { ensureSearchAttributes } from '../lib/temporal/search-attributes';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -21,6 +22,12 @@ async function main(): Promise<void> {
   });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const client = await connectClient(config); // schedules, and the refill a claim triggers
+  // Before polling: a claim upserting an unknown search attribute would fail on every attempt.
+  await ensureSearchAttributes(client, config.temporal.namespace).then(
+    (added) => added.length && log.info(`registered search attributes ${added.join(', ')}`),
+    (err: Error) =>
+      log.warn(`could not check/register search attributes (claims need them): ${err.message}`),
+  );
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -10,7 +10,9 @@
  */
 import {
   ApplicationFailure,
+  CancellationScope,
   defineQuery,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -25,6 +27,18 @@ const call = proxyActivities<Activities>(PROFILES.cinderCall);
 const handoff = proxyActivities<Activities>(PROFILES.claimHandOff);
 const wait = proxyActivities<Activities>(PROFILES.poolAwait);
 const db = proxyActivities<Activities>(PROFILES.database);
+const names = proxyActivities<Activities>(PROFILES.claimNameLock);
+const extend = proxyActivities<Activities>(PROFILES.tenantExtend);
+
+/** Names of patches (see patched()): claims started by older code replay on their old path. */
+export const CLAIM_PATCHES = {
+  /** One running claim per (project, name); the lookup happens under that lock. */
+  nameLock: 'claim-name-lock',
+  /** Extend in its own activity, and a refused extend reported rather than failing the claim. */
+  extendStep: 'claim-extend-step',
+  /** Plain creation waits until a deadline fixed once, bounded by schedule-to-close. */
+  createDeadline: 'claim-create-deadline',
+} as const;
 
 /** What to claim: the target of the activities (tenant, name, OS, type, size) plus the request. */
 export interface ClaimInput extends Omit<ClaimTarget, 'claimId'> {
@@ -42,6 +56,8 @@ export interface ClaimResult {
   /** Why a system disk did not come from the pool (empty, hand-off failed…). */
   fallbackReason: string | null;
   timingsMs: Record<string, number>;
+  /** Set when the volume was delivered but could not be grown to the requested size. */
+  extendError?: string | null;
 }
 
 export interface ClaimStatus {
@@ -79,82 +95,124 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     volumeType: input.volumeType,
     sizeGb: input.sizeGb,
   };
+  let extendError: string | null | undefined;
   const done = (volumeId: string, outcome: ClaimOutcome): ClaimResult => {
     status.step = 'done';
     status.outcome = outcome;
     status.volumeId = volumeId;
     upsertSearchAttributes({ PoolOutcome: [outcome] });
     mark('total');
-    return { volumeId, outcome, fallbackReason: status.fallbackReason, timingsMs };
+    const result: ClaimResult = {
+      volumeId,
+      outcome,
+      fallbackReason: status.fallbackReason,
+      timingsMs,
+    };
+    if (extendError !== undefined) result.extendError = extendError;
+    return result;
   };
 
-  let image: CurrentImage | null = null;
-  if (input.systemDisk) {
-    status.step = 'lookup';
-    const existing = await call.findTenantVolume(target);
-    mark('lookup');
-    if (existing) return done(existing.volumeId, 'existing');
+  const nameLocked = input.systemDisk && patched(CLAIM_PATCHES.nameLock);
+  try {
+    let image: CurrentImage | null = null;
+    if (input.systemDisk) {
+      status.step = 'lookup';
+      const existing = nameLocked
+        ? await names.claimName(target)
+        : await call.findTenantVolume(target);
+      mark('lookup');
+      if (existing) return done(existing.volumeId, 'existing');
 
-    image = await db.currentImage({ os: input.os as string, volumeType: input.volumeType });
-    if (!image) {
-      // No fill has run yet (fresh install): resolve the images from Cinder now.
-      const resolved = await call.resolveImages({});
-      const img = resolved.images.find((i) => i.os === input.os && i.type === input.volumeType);
-      image = img
-        ? { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb }
-        : null;
+      image = await db.currentImage({ os: input.os as string, volumeType: input.volumeType });
+      if (!image) {
+        // No fill has run yet (fresh install): resolve the images from Cinder now.
+        const resolved = await call.resolveImages({});
+        const img = resolved.images.find((i) => i.os === input.os && i.type === input.volumeType);
+        image = img
+          ? { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb }
+          : null;
+      }
+      if (!image)
+        throw ApplicationFailure.nonRetryable(
+          `no current image for ${input.volumeType}/${input.os}`,
+          'UnknownImage',
+        );
+
+      status.step = 'reserve';
+      const reserved: ReservedVolume | null = await db.reservePoolVolume({
+        claimId: target.claimId,
+        os: input.os as string,
+        volumeType: input.volumeType,
+        snapshotId: image.snapshotId,
+      });
+      mark('reserve');
+      if (reserved) {
+        try {
+          status.step = 'transfer';
+          await handoff.handOff({ target, reserved });
+          mark('accepted');
+        } catch (err) {
+          // The hand-off failed for good: never lose the volume, then fall back, unless the
+          // volume turns out to be the tenant's after all (an accept whose reply was lost).
+          status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
+          status.step = 'compensate';
+          const back = await call.returnToPool({ claimId: target.claimId, reserved });
+          if (back === 'accepted') status.fallbackReason = null;
+        }
+        if (status.fallbackReason === null) {
+          // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back
+          // (that would give the tenant a second volume of the same name).
+          status.step = 'finish';
+          const extendStep = patched(CLAIM_PATCHES.extendStep);
+          // The refill starts alongside: the reserved row already does not count as stock.
+          const [finished] = await Promise.all([
+            handoff.finishHandOff({ target, reserved, extend: !extendStep }),
+            call.triggerRefill(),
+          ]);
+          mark('finished');
+          if (extendStep && target.sizeGb && target.sizeGb > finished.sizeGb) {
+            status.step = 'extend';
+            const grown = await extend.extendTenantVolume({
+              target,
+              volumeId: finished.volumeId,
+            });
+            extendError = grown.extendError;
+            mark('extended');
+          }
+          return done(finished.volumeId, 'pool');
+        }
+      } else {
+        status.fallbackReason = 'pool empty';
+      }
     }
-    if (!image)
-      throw ApplicationFailure.nonRetryable(
-        `no current image for ${input.volumeType}/${input.os}`,
-        'UnknownImage',
-      );
 
-    status.step = 'reserve';
-    const reserved: ReservedVolume | null = await db.reservePoolVolume({
-      claimId: target.claimId,
-      os: input.os as string,
-      volumeType: input.volumeType,
-      snapshotId: image.snapshotId,
+    status.step = 'create';
+    const timeoutMs = input.createTimeoutMs ?? 30 * 60_000;
+    const bounded = patched(CLAIM_PATCHES.createDeadline);
+    // Fixed once, before the create: no retry of any step restarts the clock.
+    const deadlineAt = bounded ? Date.now() + timeoutMs : undefined;
+    const created = await handoff.createTenantVolume({ target, image });
+    mark('createRequested');
+    status.step = 'wait-available';
+    const waiter = bounded
+      ? proxyActivities<Activities>({
+          ...PROFILES.poolAwait,
+          // The whole wait, retries included, ends shortly after the deadline.
+          scheduleToCloseTimeout: timeoutMs + 5 * 60_000,
+        })
+      : wait;
+    await waiter.awaitTenantVolume({
+      target,
+      volumeId: created.volumeId,
+      timeoutMs,
+      deadlineAt,
     });
-    mark('reserve');
-    if (reserved) {
-      try {
-        status.step = 'transfer';
-        await handoff.handOff({ target, reserved });
-        mark('accepted');
-      } catch (err) {
-        // The hand-off failed for good: never lose the volume, then fall back.
-        status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
-        status.step = 'compensate';
-        await call.returnToPool({ claimId: target.claimId, reserved });
-      }
-      if (status.fallbackReason === null) {
-        // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back
-        // (that would give the tenant a second volume of the same name).
-        status.step = 'finish';
-        // The refill starts alongside: the reserved row already does not count as stock.
-        const [finished] = await Promise.all([
-          handoff.finishHandOff({ target, reserved }),
-          call.triggerRefill(),
-        ]);
-        mark('finished');
-        return done(finished.volumeId, 'pool');
-      }
-    } else {
-      status.fallbackReason = 'pool empty';
+    mark('available');
+    return done(created.volumeId, 'created');
+  } finally {
+    if (nameLocked) {
+      // Even when the claim failed or was cancelled: the next claim for this name may go.
+      await CancellationScope.nonCancellable(() => db.releaseClaimName(target));
     }
   }
-
-  status.step = 'create';
-  const created = await handoff.createTenantVolume({ target, image });
-  mark('createRequested');
-  status.step = 'wait-available';
-  await wait.awaitTenantVolume({
-    target,
-    volumeId: created.volumeId,
-    timeoutMs: input.createTimeoutMs ?? 30 * 60_000,
-  });
-  mark('available');
-  return done(created.volumeId, 'created');
 }

@@ -91,8 +91,15 @@ export async function fillPoolWorkflow(input: { reason?: string } = {}): Promise
   }
 
   p.phase = 'filling';
+  // Each drain handles its own failure where it is made: a rejection left unhandled while the
+  // create loop waits would fail the workflow task on every replay and wedge the fill for good.
+  // A row whose delete failed stays `deleting`; the status check retries it later.
   const drains = plan.drain.map(async (rowId) => {
-    if (await scan.drainPoolVolume(rowId)) p.drained++;
+    try {
+      if (await scan.drainPoolVolume(rowId)) p.drained++;
+    } catch (err) {
+      p.errors.push(`drain of row ${rowId}: ${failureMessage(err)}`);
+    }
   });
 
   const createOne = async (o: CreateOrder): Promise<void> => {

@@ -7,6 +7,7 @@ import type { Activities } from '../activities';
 import type { CheckResult, ReconcileResult } from '../activities/fill/reconcile';
 import type { ResolveResult } from '../activities/fill/images';
 import { PROFILES } from './profiles';
+import { failureMessage } from './failures';
 
 const call = proxyActivities<Activities>(PROFILES.cinderCall);
 const scan = proxyActivities<Activities>(PROFILES.cinderScan);
@@ -44,20 +45,25 @@ export interface DrainInput {
   concurrency?: number;
 }
 
-export const drainProgressQuery = defineQuery<{ total: number; drained: number; skipped: number }>(
-  'progress',
-);
+export interface DrainProgress {
+  total: number;
+  drained: number;
+  skipped: number;
+  /** Deletes that failed (the row stays `deleting` or is flagged; the status check retries). */
+  failed?: number;
+  errors?: string[];
+}
+
+export const drainProgressQuery = defineQuery<DrainProgress>('progress');
 
 /** Deletes idle stock (`available` rows only: reserved volumes belong to claims) with bounded parallelism. */
-export async function drainPoolWorkflow(
-  input: DrainInput = {},
-): Promise<{ total: number; drained: number; skipped: number }> {
+export async function drainPoolWorkflow(input: DrainInput = {}): Promise<DrainProgress> {
   const ids = await db.listDrainable({
     os: input.os,
     type: input.type,
     staleOnly: input.staleOnly,
   });
-  const progress = { total: ids.length, drained: 0, skipped: 0 };
+  const progress: DrainProgress = { total: ids.length, drained: 0, skipped: 0 };
   setHandler(drainProgressQuery, () => progress);
   const limit = Math.max(1, input.concurrency ?? 4);
   let inFlight = 0;
@@ -69,6 +75,11 @@ export async function drainPoolWorkflow(
       scan
         .drainPoolVolume(id)
         .then((done) => (done ? progress.drained++ : progress.skipped++))
+        // Handled here, not at Promise.all: one failed delete must not stop the others.
+        .catch((err: unknown) => {
+          progress.failed = (progress.failed ?? 0) + 1;
+          (progress.errors ??= []).push(`row ${id}: ${failureMessage(err)}`);
+        })
         .then(() => undefined)
         .finally(() => inFlight--),
     );

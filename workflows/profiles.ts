@@ -45,6 +45,8 @@ export const PROFILES = {
    * configured creating timeout itself, this is only the outer bound. */
   poolAwait: {
     startToCloseTimeout: '3 hours',
+    // Never retried forever: a claim overrides it with its own deadline.
+    scheduleToCloseTimeout: '4 hours',
     heartbeatTimeout: '15 seconds',
     retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
   },
@@ -68,7 +70,8 @@ export const PROFILES = {
       initialInterval: '1 second',
       backoffCoefficient: 2,
       maximumInterval: '20 seconds',
-      maximumAttempts: 6,
+      // A twin attempt that still runs (StepBusy) is waited out within these attempts.
+      maximumAttempts: 8,
       nonRetryableErrorTypes: [
         ...PERMANENT_CINDER_ERRORS,
         'AcceptRefused',
@@ -78,6 +81,32 @@ export const PROFILES = {
         'BadClaim',
         'VolumeFailed',
       ],
+    },
+  },
+  /**
+   * Taking the (project, name) lock of a claim: retried every few seconds while another claim
+   * for the same name runs (NameBusy); bounded by the longest a claim may take.
+   */
+  claimNameLock: {
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: '40 minutes',
+    retry: {
+      initialInterval: '500 milliseconds',
+      backoffCoefficient: 1.5,
+      maximumInterval: '5 seconds',
+      nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
+    },
+  },
+  /** Growing a delivered volume: Cinder's extend may take minutes; heartbeats meanwhile. */
+  tenantExtend: {
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '15 seconds',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
     },
   },
   /** A database statement: PostgreSQL restarts are ridden out for a while. */

@@ -7,18 +7,25 @@
  *   lost) and starts over. If accept fails, the transfer is deleted before the error propagates,
  *   so the volume is `available` in the admin project again, never left `awaiting-transfer`.
  * - finishHandOff: rename, drop the pool tags, extend if asked, delete the pool row.
- * - plain creation: looked up by name in the tenant's project first, so a retried create never
- *   makes a second volume.
+ * - plain creation: a volume this claim made (its description names the claim) is looked up
+ *   first, so a retried create never makes a second volume, and no volume the claim did not make
+ *   is ever adopted or deleted.
+ * Steps that must not overlap with a twin attempt run under `exclusive` (../guard.ts).
  */
 import { ApplicationFailure, heartbeat, log, sleep } from '@temporalio/activity';
-import { CinderError, CinderOverLimit, type Volume } from '../../lib/cinder';
-import { OsImageRepository, PoolRepository } from '../../lib/pool-state/repository';
+import { CinderError, CinderOverLimit, type CinderClient, type Volume } from '../../lib/cinder';
+import {
+  ClaimNameRepository,
+  OsImageRepository,
+  PoolRepository,
+} from '../../lib/pool-state/repository';
 import { TAGS } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
 import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Deps } from '../deps';
 import { deletePoolVolume, toFailure } from '../fill/volumes';
+import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
 
 export interface ClaimTarget {
   claimId: string;
@@ -46,25 +53,73 @@ export interface CurrentImage {
 const nonRetryable = (type: string, message: string) =>
   ApplicationFailure.create({ type, message, nonRetryable: true });
 
-export function claimActivities({ config, cinder, db, temporal }: Deps) {
+/** The description of a volume made by plain creation: the claim's mark on what it owns. */
+export const createdByClaim = (claimId: string) => `created by warm pool claim ${claimId}`;
+
+/** A volume that stands for "this name already exists" (not a broken or leaving one). */
+const usable = (v: Volume) => !v.status.startsWith('error') && v.status !== 'deleting';
+
+/** Failure type while another claim for the same (project, name) is still running. */
+export const NAME_BUSY = 'NameBusy';
+
+export function claimActivities({ config, cinder: sharedCinder, db, temporal }: Deps) {
   const repo = new PoolRepository(db);
   const images = new OsImageRepository(db);
+  const names = new ClaimNameRepository(db);
+  // Every Cinder call of an activity attempt stops when that attempt is cancelled.
+  const admin = () => cinderForAttempt(sharedCinder);
   const tenant = (t: Pick<ClaimTarget, 'projectId' | 'userId'>) =>
-    cinder.asProject(t.projectId, t.userId);
+    admin().asProject(t.projectId, t.userId);
+  /** The pool's own project: the session's (Keystone may scope the pool by project name). */
+  const adminProjectId = () => sharedCinder.projectId();
 
   /** A volume of that name already in the tenant's project (the seed's idempotent lookup). */
   async function findTenantVolume(
     t: ClaimTarget,
   ): Promise<{ volumeId: string; status: string } | null> {
     try {
-      const found = (await tenant(t).listVolumes({ name: t.name })).filter(
-        (v) => v.status !== 'deleting' && v.status !== 'error',
-      );
-      const v = found[0];
+      const v = (await tenant(t).listVolumes({ name: t.name })).find(usable);
       return v ? { volumeId: v.id, status: v.status } : null;
     } catch (err) {
       throw toFailure(err);
     }
+  }
+
+  /** Whether the claim workflow `claimId` is still running (unknown counts as not). */
+  async function claimRunning(claimId: string): Promise<boolean> {
+    if (!temporal) return true; // cannot tell: never take a lock over blindly
+    return temporal.workflow
+      .getHandle(claimId)
+      .describe()
+      .then(
+        (d) => d.status.name === 'RUNNING',
+        (err: Error) => (err.name === 'WorkflowNotFoundError' ? false : Promise.reject(err)),
+      );
+  }
+
+  /**
+   * Takes the (project, name) lock for this claim, then looks the name up in the tenant's
+   * project. While another running claim holds the name, fails retryably (NameBusy): the
+   * workflow waits for it and then finds its volume (`existing`), so two requests for one name
+   * never take two pool volumes nor create two volumes.
+   */
+  async function claimName(t: ClaimTarget): Promise<{ volumeId: string; status: string } | null> {
+    const holder = await names.lock(t.projectId, t.name, t.claimId);
+    if (holder !== t.claimId) {
+      const taken =
+        !(await claimRunning(holder)) &&
+        (await names.takeOver(t.projectId, t.name, holder, t.claimId));
+      if (!taken)
+        throw ApplicationFailure.create({
+          type: NAME_BUSY,
+          message: `claim ${holder} is making a volume named ${JSON.stringify(t.name)} in this project`,
+        });
+    }
+    return findTenantVolume(t);
+  }
+
+  async function releaseClaimName(t: ClaimTarget): Promise<void> {
+    await names.release(t.projectId, t.name, t.claimId);
   }
 
   async function currentImage(input: {
@@ -95,7 +150,7 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
   }
 
   async function inTenant(t: ClaimTarget, volumeId: string): Promise<Volume | null> {
-    const v = await cinder.findVolume(volumeId);
+    const v = await admin().findVolume(volumeId);
     return v && v.projectId === t.projectId ? v : null;
   }
 
@@ -104,92 +159,168 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
     reserved: ReservedVolume;
   }): Promise<{ volumeId: string }> {
     const { target: t, reserved } = input;
-    try {
-      if (await inTenant(t, reserved.volumeId)) return { volumeId: reserved.volumeId }; // accepted before a crash
-      for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
-        log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
-        await cinder.deleteTransfer(stale.id);
-      }
-      const v = await cinder.findVolume(reserved.volumeId);
-      if (!v)
-        throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
-      if (v.status !== 'available') {
-        throw nonRetryable(
-          'PoolVolumeUnusable',
-          `pool volume ${reserved.volumeId} is ${v.status}, not available`,
-        );
-      }
-      const transfer = await cinder.createTransfer(
-        reserved.volumeId,
-        `warm pool claim ${t.claimId}`.slice(0, 255),
-      );
-      failpoint('claim.after-transfer-create');
+    return exclusive(db, `handoff:${t.claimId}`, async () => {
       try {
-        await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
+        return await transferAndAccept(t, reserved);
       } catch (err) {
-        // Give the volume back to the admin project's `available` state before failing.
-        await cinder
-          .deleteTransfer(transfer.id)
-          .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
-        if (err instanceof CinderOverLimit) {
-          throw nonRetryable(
-            'AcceptRefused',
-            `the tenant's project cannot take the volume: ${err.message}`,
-          );
+        // Whatever failed (a lost reply, a refused call after Cinder acted): a volume in the
+        // tenant's project means the accept happened. That is success, never a fallback.
+        if (await inTenant(t, reserved.volumeId).catch(() => null)) {
+          log.warn(`accept of ${reserved.volumeId} took effect despite: ${(err as Error).message}`);
+          return { volumeId: reserved.volumeId };
         }
-        throw err;
+        throw toFailure(err);
       }
-      failpoint('claim.after-accept');
-      return { volumeId: reserved.volumeId };
-    } catch (err) {
-      throw toFailure(err);
-    }
+    });
   }
 
-  /** After accept: the requested name, no pool tags, the requested size; then the row goes. */
+  async function transferAndAccept(
+    t: ClaimTarget,
+    reserved: ReservedVolume,
+  ): Promise<{ volumeId: string }> {
+    const cinder = admin();
+    if (await inTenant(t, reserved.volumeId)) return { volumeId: reserved.volumeId }; // accepted before a crash
+    // A pending transfer here belongs to a dead attempt (a live twin cannot hold the lock):
+    // its auth key is lost with it, so it is cancelled and a new one made.
+    for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
+      log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
+      await cinder.deleteTransfer(stale.id);
+    }
+    const v = await cinder.findVolume(reserved.volumeId);
+    if (!v)
+      throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
+    if (v.status !== 'available') {
+      throw nonRetryable(
+        'PoolVolumeUnusable',
+        `pool volume ${reserved.volumeId} is ${v.status}, not available`,
+      );
+    }
+    const transfer = await cinder.createTransfer(
+      reserved.volumeId,
+      `warm pool claim ${t.claimId}`.slice(0, 255),
+    );
+    failpoint('claim.after-transfer-create');
+    try {
+      await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
+    } catch (err) {
+      if (await inTenant(t, reserved.volumeId).catch(() => null)) {
+        return { volumeId: reserved.volumeId }; // the accept took effect; its reply was lost
+      }
+      // Give the volume back to the admin project's `available` state before failing.
+      await cinder
+        .deleteTransfer(transfer.id)
+        .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
+      if (err instanceof CinderOverLimit) {
+        throw nonRetryable(
+          'AcceptRefused',
+          `the tenant's project cannot take the volume: ${err.message}`,
+        );
+      }
+      throw err;
+    }
+    failpoint('claim.after-accept');
+    return { volumeId: reserved.volumeId };
+  }
+
+  /**
+   * After accept: the requested name, no pool tags; then the row goes. `extend: false` leaves
+   * growing the volume to its own activity (extendTenantVolume), which may wait much longer.
+   */
   async function finishHandOff(input: {
     target: ClaimTarget;
     reserved: ReservedVolume;
+    extend?: boolean;
   }): Promise<{ volumeId: string; sizeGb: number }> {
     const { target: t, reserved } = input;
-    try {
-      const client = tenant(t);
-      let v = await client.getVolume(reserved.volumeId);
-      if (v.name !== t.name) v = await client.updateVolume(v.id, { name: t.name });
-      const meta = Object.fromEntries(
-        Object.entries(v.metadata).filter(([k]) => !Object.values(TAGS).includes(k as never)),
-      );
-      if (Object.keys(meta).length !== Object.keys(v.metadata).length)
-        await client.replaceVolumeMetadata(v.id, meta);
-      if (t.sizeGb && t.sizeGb > v.size) {
-        if (v.status === 'available') await client.extendVolume(v.id, t.sizeGb);
-        v = await waitStatus(client, v.id, ['available'], 10 * 60_000);
+    return withHeartbeats(async () => {
+      try {
+        const client = tenant(t);
+        let v = await client.getVolume(reserved.volumeId);
+        if (v.name !== t.name) v = await client.updateVolume(v.id, { name: t.name });
+        const meta = Object.fromEntries(
+          Object.entries(v.metadata).filter(([k]) => !Object.values(TAGS).includes(k as never)),
+        );
+        if (Object.keys(meta).length !== Object.keys(v.metadata).length)
+          await client.replaceVolumeMetadata(v.id, meta);
+        if (input.extend !== false && t.sizeGb && t.sizeGb > v.size) {
+          // Histories recorded before extendTenantVolume existed still extend here.
+          if (v.status === 'available') await client.extendVolume(v.id, t.sizeGb);
+          v = await waitStatus(client, v.id, ['available'], 10 * 60_000);
+        }
+        await repo.delete(reserved.rowId);
+        return { volumeId: v.id, sizeGb: v.size };
+      } catch (err) {
+        throw toFailure(err);
       }
-      await repo.delete(reserved.rowId);
-      return { volumeId: v.id, sizeGb: v.size };
-    } catch (err) {
-      throw toFailure(err);
-    }
+    });
   }
 
-  /** A hand-off that did not happen: the row goes back to the pool if the volume is fine, else it is quarantined (deleted). */
+  /**
+   * Grows a delivered volume to the requested size. The volume is the tenant's already: a refusal
+   * (the tenant's quota, a backend that cannot extend) is reported with the delivered size, never
+   * turned into a failed claim.
+   */
+  async function extendTenantVolume(input: {
+    target: ClaimTarget;
+    volumeId: string;
+  }): Promise<{ sizeGb: number; extendError: string | null }> {
+    const { target: t, volumeId } = input;
+    const client = tenant(t);
+    return withHeartbeats(async () => {
+      try {
+        let v = await client.getVolume(volumeId);
+        if (!t.sizeGb || t.sizeGb <= v.size) return { sizeGb: v.size, extendError: null };
+        if (v.status === 'available') {
+          try {
+            await client.extendVolume(v.id, t.sizeGb);
+          } catch (err) {
+            if (err instanceof CinderError && !err.retryable) {
+              log.warn(`extend of ${v.id} to ${t.sizeGb} GB refused: ${err.message}`);
+              return { sizeGb: v.size, extendError: err.message };
+            }
+            throw err;
+          }
+        }
+        v = await waitStatus(client, v.id, ['available'], 10 * 60_000);
+        return { sizeGb: v.size, extendError: null };
+      } catch (err) {
+        if (err instanceof ApplicationFailure && err.type === 'VolumeFailed') {
+          return { sizeGb: 0, extendError: err.message };
+        }
+        throw toFailure(err);
+      }
+    });
+  }
+
+  /**
+   * A hand-off that failed for good. A volume found in the tenant's project was accepted after
+   * all (a lost reply): `accepted`, and the claim finishes it. Else the row goes back to the pool
+   * if the volume is fine (`released`), or it is quarantined (deleted).
+   */
   async function returnToPool(input: {
     claimId: string;
     reserved: ReservedVolume;
-  }): Promise<'released' | 'quarantined'> {
+  }): Promise<'accepted' | 'released' | 'quarantined'> {
     const { reserved } = input;
+    const cinder = admin();
+    const ours = await adminProjectId();
+    let v = await cinder.findVolume(reserved.volumeId);
+    const row = await repo.get(reserved.rowId);
+    if (!row) return 'quarantined';
+    if (v && v.projectId !== undefined && v.projectId !== ours) {
+      log.warn(`pool volume ${v.id} is in project ${v.projectId}: the accept took effect`);
+      return 'accepted';
+    }
     for (const t of await cinder.listTransfers({ volumeId: reserved.volumeId }).catch(() => [])) {
       await cinder.deleteTransfer(t.id).catch(() => undefined);
     }
-    const v = await cinder.findVolume(reserved.volumeId);
-    const row = await repo.get(reserved.rowId);
-    if (!row) return 'quarantined';
-    if (v && v.status === 'available' && v.projectId === config.auth.projectId) {
+    if (v?.status === 'awaiting-transfer') v = await cinder.findVolume(reserved.volumeId);
+    if (v && v.status === 'available' && v.projectId === ours) {
       await repo.release(reserved.rowId, input.claimId);
       return 'released';
     }
     log.warn(`pool volume ${reserved.volumeId} is ${v?.status ?? 'gone'}: quarantined (deleted)`);
-    if (v && v.projectId === config.auth.projectId) {
+    if (v && v.projectId === ours) {
       await deletePoolVolume(cinder, v).catch((e: Error) =>
         log.warn(`quarantine delete failed: ${e.message}`),
       );
@@ -198,41 +329,67 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
     return 'quarantined';
   }
 
-  /** Plain creation in the tenant's project (system disk from the OS snapshot, or a blank data disk). */
+  /**
+   * Plain creation in the tenant's project (system disk from the OS snapshot, or a blank data
+   * disk). Only a volume this claim made is adopted; should a twin attempt have made a second
+   * one anyway, the oldest is kept and the others (ours too) are deleted.
+   */
   async function createTenantVolume(input: {
     target: ClaimTarget;
     image: CurrentImage | null;
   }): Promise<{ volumeId: string }> {
     const { target: t, image } = input;
-    try {
-      const existing = await findTenantVolume(t);
-      if (existing) return { volumeId: existing.volumeId };
-      const size = Math.max(t.sizeGb ?? 0, image?.sizeGb ?? 0);
-      if (size <= 0) throw nonRetryable('BadClaim', 'a data disk needs sizeGb');
-      const v = await tenant(t).createVolume({
-        name: t.name,
-        size,
-        snapshotId: image?.snapshotId,
-        volumeType: image?.volumeType ?? t.volumeType,
-        description: `created by warm pool claim ${t.claimId}`,
-      });
-      failpoint('claim.after-plain-create');
-      return { volumeId: v.id };
-    } catch (err) {
-      if (err instanceof CinderOverLimit) throw nonRetryable('TenantOverQuota', err.message);
-      throw toFailure(err);
-    }
+    const mark = createdByClaim(t.claimId);
+    return exclusive(db, `create:${t.claimId}`, async () => {
+      try {
+        const client = tenant(t);
+        const mine = async () =>
+          (await client.listVolumes({ name: t.name }))
+            .filter((v) => v.description === mark && v.status !== 'deleting')
+            .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+        let made = await mine();
+        if (made.length === 0) {
+          const size = Math.max(t.sizeGb ?? 0, image?.sizeGb ?? 0);
+          if (size <= 0) throw nonRetryable('BadClaim', 'a data disk needs sizeGb');
+          await client.createVolume({
+            name: t.name,
+            size,
+            snapshotId: image?.snapshotId,
+            volumeType: image?.volumeType ?? t.volumeType,
+            description: mark,
+          });
+          failpoint('claim.after-plain-create');
+          made = await mine();
+        }
+        const [keep, ...extra] = made;
+        if (!keep) throw new Error(`the volume created for ${t.claimId} is not listed yet`);
+        for (const dup of extra) {
+          log.warn(`deleting duplicate volume ${dup.id} of claim ${t.claimId}`);
+          await deletePoolVolume(admin(), dup);
+        }
+        return { volumeId: keep.id };
+      } catch (err) {
+        if (err instanceof CinderOverLimit) throw nonRetryable('TenantOverQuota', err.message);
+        throw toFailure(err);
+      }
+    });
   }
 
-  /** Waits (heartbeating) until the tenant's new volume is available; an `error` volume is deleted. */
+  /**
+   * Waits (heartbeating) until the tenant's new volume is available, at the latest until
+   * `deadlineAt` (fixed when the claim asked, so retries never restart the clock). A volume
+   * that failed or timed out is deleted, but only if this claim made it.
+   */
   async function awaitTenantVolume(input: {
     target: ClaimTarget;
     volumeId: string;
     timeoutMs: number;
+    deadlineAt?: number;
   }): Promise<{ sizeGb: number }> {
     const client = tenant(input.target);
+    const left = (input.deadlineAt ?? Date.now() + input.timeoutMs) - Date.now();
     try {
-      const v = await waitStatus(client, input.volumeId, ['available'], input.timeoutMs);
+      const v = await waitStatus(client, input.volumeId, ['available'], Math.max(0, left));
       return { sizeGb: v.size };
     } catch (err) {
       if (
@@ -240,9 +397,11 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
         (err.type === 'VolumeFailed' || err.type === 'VolumeTimeout')
       ) {
         // Leave the tenant nothing broken or half-made under the requested name.
-        const v = await cinder.findVolume(input.volumeId).catch(() => null);
-        if (v)
-          await deletePoolVolume(cinder, v).catch((e: Error) =>
+        const v = await admin()
+          .findVolume(input.volumeId)
+          .catch(() => null);
+        if (v && v.description === createdByClaim(input.target.claimId))
+          await deletePoolVolume(admin(), v).catch((e: Error) =>
             log.warn(`cleanup of ${v.id} failed: ${e.message}`),
           );
       }
@@ -251,14 +410,25 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
   }
 
   async function waitStatus(
-    client: typeof cinder,
+    client: CinderClient,
     id: string,
     want: string[],
     timeoutMs: number,
   ): Promise<Volume> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const v = await client.getVolume(id);
+      let v: Volume;
+      try {
+        v = await client.getVolume(id);
+      } catch (err) {
+        // Past the deadline, Cinder not answering ends the wait too (a retry would start over).
+        if (Date.now() > deadline && !(err instanceof CinderError && err.status === 404))
+          throw nonRetryable(
+            'VolumeTimeout',
+            `volume ${id} not confirmed available within ${Math.round(timeoutMs / 1000)} s: ${(err as Error).message}`,
+          );
+        throw err;
+      }
       if (want.includes(v.status)) return v;
       if (v.status.startsWith('error'))
         throw nonRetryable('VolumeFailed', `volume ${id} went to ${v.status}`);
@@ -289,6 +459,9 @@ export function claimActivities({ config, cinder, db, temporal }: Deps) {
 
   return {
     findTenantVolume,
+    claimName,
+    releaseClaimName,
+    extendTenantVolume,
     currentImage,
     reservePoolVolume,
     handOff,

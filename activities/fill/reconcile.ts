@@ -16,7 +16,14 @@ import {
 import { TAGS } from '../../lib/pool-state/naming';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
-import { deletePoolVolume, removePoolVolume, toFailure } from './volumes';
+import { CinderError } from '../../lib/cinder';
+import {
+  deleteOrFlag,
+  deletePoolVolume,
+  refusedForGood,
+  removePoolVolume,
+  toFailure,
+} from './volumes';
 
 export interface CheckResult {
   releasedOrphans: number;
@@ -25,6 +32,12 @@ export interface CheckResult {
   removedTimedOut: number;
   removedVanished: number;
   stillCreating: number;
+  /** Rows left `deleting` by a drain that died or failed, or flagged, deleted this pass. */
+  retriedDeletes?: number;
+  /** Rows whose volume Cinder refuses to delete (kept out of stock, retried every pass). */
+  flagged?: number;
+  /** Rows skipped because Cinder did not answer about their volume (never taken as vanished). */
+  unreachable?: number;
 }
 
 export interface ReconcileResult {
@@ -33,8 +46,13 @@ export interface ReconcileResult {
   unknownSeenOnce: number;
   adopted: string[];
   deletedLeaks: string[];
+  /** Leaks Cinder refused to delete: kept sighted, tried again next pass. */
+  undeletableLeaks?: string[];
   rowsWithoutVolume: number;
 }
+
+/** A `deleting` row untouched this long lost its drain (died or failed): the check retries it. */
+export const STUCK_DELETING_MS = 2 * 60_000;
 
 const BROKEN = new Set([
   'error',
@@ -92,7 +110,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         await cinder.deleteTransfer(t.id);
       v.status = 'available';
     }
-    if (v && v.projectId !== undefined && v.projectId !== config.auth.projectId) {
+    if (v && v.projectId !== undefined && v.projectId !== (await cinder.projectId())) {
       await repo.delete(row.id); // handed over: the tenant's volume now
     } else if (v && v.status === 'available') {
       await repo.release(row.id, row.reservedBy);
@@ -116,15 +134,24 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     };
     const volumes = await taggedVolumes();
     const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
+    await retryDeleteBacklog(result);
     for (const row of await repo.listAll()) {
       if (row.status === 'reserved') {
         if (await recoverOrphanedReservation(row, volumes)) result.releasedOrphans++;
         continue;
       }
-      if (row.status === 'deleting') continue; // a drain owns it
+      if (row.status === 'deleting' || row.status === 'flagged') continue; // the backlog's
       let v = row.volumeId ? volumes.get(row.volumeId) : undefined;
-      if (row.volumeId && !v)
-        v = (await cinder.findVolume(row.volumeId).catch(() => undefined)) ?? undefined;
+      if (row.volumeId && !v) {
+        try {
+          v = (await cinder.findVolume(row.volumeId)) ?? undefined;
+        } catch (err) {
+          // No answer is not "gone": only a 404 removes a row.
+          log.warn(`no answer about pool volume ${row.volumeId}: ${(err as Error).message}`);
+          result.unreachable = (result.unreachable ?? 0) + 1;
+          continue;
+        }
+      }
       const age = Date.now() - row.createdAt.getTime();
       if (!row.volumeId) {
         // A create whose Cinder answer was never recorded: adopt by name, or drop once old.
@@ -159,8 +186,12 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         if (BROKEN.has(v.status)) {
           log.warn(`idle pool volume ${v.id} (${v.name}) turned ${v.status}: deleting it`);
           if (await repo.transition(row.id, 'available', 'deleting')) {
-            await removeRow(row.id, v);
-            result.removedFailed++;
+            // Refused for good → flagged; a transient failure leaves it to the backlog.
+            await deleteOrFlag(cinder, repo, row.id, v.id).then(
+              (deleted) =>
+                deleted ? result.removedFailed++ : (result.flagged = (result.flagged ?? 0) + 1),
+              (e: Error) => log.warn(`delete of ${v?.id} failed, retried later: ${e.message}`),
+            );
           }
         } else {
           // Not ours to fix blindly (e.g. attached by someone): never hand it out meanwhile.
@@ -175,6 +206,24 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
       }
     }
     return result;
+  }
+
+  /**
+   * Rows a drain left in `deleting` (it died, or its delete failed) and flagged rows get another
+   * delete: gone → row removed; refused for good → flagged with Cinder's message. Each row is
+   * taken by stamping it, so two checks at once never work on the same row.
+   */
+  async function retryDeleteBacklog(result: CheckResult): Promise<void> {
+    for (const row of await repo.listDeleteBacklog(STUCK_DELETING_MS)) {
+      if (!(await repo.retakeForDelete(row.id, row.updatedAt))) continue;
+      try {
+        if (await deleteOrFlag(cinder, repo, row.id, row.volumeId))
+          result.retriedDeletes = (result.retriedDeletes ?? 0) + 1;
+        else result.flagged = (result.flagged ?? 0) + 1;
+      } catch (err) {
+        log.warn(`retrying the delete of ${row.volumeId} failed: ${(err as Error).message}`);
+      }
+    }
   }
 
   async function reconcile(): Promise<ReconcileResult> {
@@ -212,7 +261,6 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         result.unknownSeenOnce++;
         continue;
       }
-      await db.query(`DELETE FROM leak_sightings WHERE volume_id = $1`, [v.id]);
       const os = v.metadata[TAGS.os];
       const type = v.metadata[TAGS.type];
       const image = os && type ? await images.get(os, type) : null;
@@ -255,11 +303,22 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         try {
           await deletePoolVolume(cinder, v);
         } catch (err) {
-          throw toFailure(err);
+          // One undeletable leak (attached by someone…) must not stop the pass nor the fill: it
+          // stays sighted and is tried again on the next pass.
+          if (!refusedForGood(err) && !(err instanceof CinderError)) throw err;
+          log.warn(`could not delete leaked pool volume ${v.id}: ${err.message}`);
+          await db.query(`UPDATE leak_sightings SET last_pass = $2 WHERE volume_id = $1`, [
+            v.id,
+            pass,
+          ]);
+          (result.undeletableLeaks ??= []).push(v.id);
+          continue;
         }
         log.warn(`deleted leaked pool volume ${v.id} (${v.name}, ${v.status})`);
         result.deletedLeaks.push(v.id);
       }
+      // Forgotten only once acted on: a failed delete keeps its sighting.
+      await db.query(`DELETE FROM leak_sightings WHERE volume_id = $1`, [v.id]);
     }
     await db.query(`DELETE FROM leak_sightings WHERE last_pass < $1`, [pass]);
 
@@ -270,6 +329,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         !r.volumeId ||
         r.status === 'reserved' ||
         r.status === 'deleting' ||
+        r.status === 'flagged' ||
         volumes.has(r.volumeId)
       )
         continue;

@@ -12,6 +12,11 @@ import { PoolRepository } from '../../lib/pool-state/repository';
 import { poolTags } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
 import type { Deps } from '../deps';
+import { exclusive } from '../guard';
+
+/** A delete Cinder refuses for good (e.g. `in-use`: someone attached it): flag, do not retry. */
+export const refusedForGood = (err: unknown): err is CinderError =>
+  err instanceof CinderError && !err.retryable && err.status !== 404 && (err.status ?? 500) < 500;
 
 export interface CreatePoolVolumeInput {
   name: string;
@@ -28,6 +33,7 @@ export const CREATE_RATE_LIMIT = 'pool-create';
 
 /** States Cinder refuses to delete from: a stuck volume is first reset to `error` (admin). */
 const UNDELETABLE = new Set([
+  'error_deleting',
   'creating',
   'downloading',
   'extending',
@@ -93,6 +99,32 @@ export async function removePoolVolume(
   await repo.delete(rowId);
 }
 
+/**
+ * Deletes a row's volume and then the row. Cinder refusing for good (attached, a state it will
+ * not leave) flags the row with Cinder's message instead of failing: the operator sees it, the
+ * status check tries again, and nothing else waits on it.
+ */
+export async function deleteOrFlag(
+  cinder: CinderClient,
+  repo: PoolRepository,
+  rowId: number,
+  volumeId: string | null,
+): Promise<boolean> {
+  try {
+    const v = volumeId ? await cinder.findVolume(volumeId) : null;
+    if (v) await deletePoolVolume(cinder, v);
+  } catch (err) {
+    if (refusedForGood(err)) {
+      log.warn(`pool volume ${volumeId} cannot be deleted, flagged: ${err.message}`);
+      await repo.flag(rowId, err.message);
+      return false;
+    }
+    throw toFailure(err);
+  }
+  await repo.delete(rowId);
+  return true;
+}
+
 export function poolVolumeActivities({
   config,
   cinder,
@@ -101,7 +133,14 @@ export function poolVolumeActivities({
   const repo = new PoolRepository(db);
   const prefix = config.pool.volumeNamePrefix;
 
-  async function createPoolVolume(
+  /** One attempt at a time per pool volume name: a twin waits (retryably) instead of racing. */
+  function createPoolVolume(
+    input: CreatePoolVolumeInput,
+  ): Promise<{ rowId: number; volumeId: string }> {
+    return exclusive(db, `pool-create:${input.name}`, () => createPoolVolumeOnce(input));
+  }
+
+  async function createPoolVolumeOnce(
     input: CreatePoolVolumeInput,
   ): Promise<{ rowId: number; volumeId: string }> {
     const row = await repo.upsert({
@@ -137,8 +176,11 @@ export function poolVolumeActivities({
       failpoint('fill.after-cinder-create'); // the volume exists, the table does not know it yet
       if (!(await repo.setVolume(row.id, v.id, slot.at))) {
         // Another attempt of this same create won the row: ours is a duplicate, remove it.
+        // Still `creating`, which Cinder refuses to delete: deletePoolVolume resets it first.
         log.warn(`duplicate create for ${input.name}: deleting ${v.id}`);
-        await cinder.deleteVolume(v.id).catch(() => undefined);
+        await deletePoolVolume(cinder, v).catch((e: Error) =>
+          log.warn(`could not delete duplicate ${v.id} (reconcile will): ${e.message}`),
+        );
         const winner = await repo.get(row.id);
         return { rowId: row.id, volumeId: winner?.volumeId ?? v.id };
       }
@@ -208,14 +250,17 @@ export function poolVolumeActivities({
     }
   }
 
-  /** Drains one stale or unwanted row: only if it is still `available` (a claim may have won it). */
+  /**
+   * Drains one stale or unwanted row: only if it is still `available` (a claim may have won it).
+   * A delete Cinder refuses for good flags the row (false); a transient failure throws and leaves
+   * the row `deleting`, which the status check retries.
+   */
   async function drainPoolVolume(rowId: number): Promise<boolean> {
     const row = await repo.get(rowId);
     if (!row) return false;
     if (row.status !== 'deleting' && !(await repo.transition(rowId, 'available', 'deleting')))
       return false;
-    await destroy(rowId, row.volumeId);
-    return true;
+    return deleteOrFlag(cinder, repo, row.id, row.volumeId);
   }
 
   return { createPoolVolume, awaitPoolVolume, drainPoolVolume };

@@ -27,6 +27,8 @@ import type {
 
 export interface CinderClientOptions {
   timeoutMs?: number;
+  /** Aborts every call of this client (see withSignal). */
+  signal?: AbortSignal;
   /** 'auto' asks the server's version document once; tests can force either API. */
   transferApi?: 'auto' | 'volume-transfers' | 'os-volume-transfer';
   log?: (event: {
@@ -52,6 +54,7 @@ function toVolume(v: Raw): Volume {
   return {
     id: v.id as string,
     name: (v.name as string | null) ?? '',
+    description: (v.description as string | null) ?? '',
     status: v.status as string,
     size: v.size as number,
     volumeType: (v.volume_type as string | null) ?? null,
@@ -104,6 +107,14 @@ export class CinderClient {
   /** The same client acting as another project (the tenant side of a transfer). */
   asProject(projectId: string, userId?: string): CinderClient {
     return new CinderClient(this.auth.forProject(projectId, userId), this.opts);
+  }
+
+  /**
+   * The same client whose calls are aborted when `signal` fires (an activity's cancellation):
+   * a cancelled or timed-out attempt stops talking to Cinder instead of racing its retry.
+   */
+  withSignal(signal: AbortSignal): CinderClient {
+    return new CinderClient(this.auth, { ...this.opts, signal });
   }
 
   async projectId(): Promise<string> {
@@ -361,7 +372,17 @@ export class CinderClient {
         v && compareMicroversion(v, TRANSFER_MICROVERSION) >= 0
           ? 'volume-transfers'
           : 'os-volume-transfer',
-      () => 'os-volume-transfer' as const,
+      (err: unknown) => {
+        // A failed probe says nothing about the server: ask again next time instead of pinning
+        // the legacy API for the life of the process.
+        this.transferApi = undefined;
+        throw err instanceof CinderError
+          ? err
+          : new CinderUnavailable(`Cinder version probe failed: ${(err as Error).message}`, {
+              method: 'GET',
+              path: '/',
+            });
+      },
     );
     return this.transferApi;
   }
@@ -373,6 +394,7 @@ export class CinderClient {
     const url = at >= 0 ? `${endpoint.slice(0, at)}/v3/` : `${endpoint}/`;
     // Under noauth a tokenless request gets a 204 "here is a token" instead of the document.
     const res = await this.http.get(url, { headers: { 'X-Auth-Token': token } });
+    if (res.status >= 500) throw new Error(`HTTP ${res.status}`);
     const doc = res.data as {
       version?: { version?: string };
       versions?: { id: string; version?: string }[];
@@ -446,6 +468,7 @@ export class CinderClient {
         params,
         data: opts.body,
         headers,
+        signal: this.opts.signal,
       });
       this.opts.log?.({
         method: method.toUpperCase(),
@@ -459,7 +482,11 @@ export class CinderClient {
       this.opts.log?.({ method: method.toUpperCase(), path, ms: Date.now() - started });
       const e = err as { code?: string; message: string };
       const what =
-        e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT' ? 'timed out' : 'unreachable';
+        e.code === 'ERR_CANCELED'
+          ? 'call cancelled'
+          : e.code === 'ECONNABORTED' || e.code === 'ETIMEDOUT'
+            ? 'timed out'
+            : 'unreachable';
       throw new CinderUnavailable(`Cinder ${what}: ${e.code ?? ''} ${e.message}`.trim(), {
         method: method.toUpperCase(),
         path,

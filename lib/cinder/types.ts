@@ -3,6 +3,7 @@
 export interface Volume {
   id: string;
   name: string;
+  description: string;
   status: string;
   size: number;
   volumeType: string | null;

@@ -158,8 +158,10 @@ export const KEYS = {
   requestTimeoutSeconds: {
     section: 'auth_args',
     key: 'request_timeout_second',
-    schema: num(1),
-    default: '30',
+    // Below the activities' heartbeat timeouts (15 s): a slow call must never let Temporal start
+    // a retry while this attempt still waits on Cinder.
+    schema: num(1).pipe(z.number().max(12, 'must stay below the 15 s activity heartbeat timeout')),
+    default: '10',
   },
 
   temporalAddress: {

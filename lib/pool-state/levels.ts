@@ -13,6 +13,8 @@ export interface PoolLevel {
   /** Made from an older snapshot: never handed out, drained and replaced. */
   stale: number;
   deleting: number;
+  /** Cinder refused to delete them (e.g. attached by someone): the operator's to look at. */
+  flagged: number;
   /** How many more the next fill will create. */
   missing: number;
 }
@@ -32,6 +34,7 @@ export function poolLevels(targets: PoolTarget[], counts: PoolCount[]): PoolLeve
         reserved: 0,
         stale: 0,
         deleting: 0,
+        flagged: 0,
         missing: 0,
       };
       levels.set(key(volumeType, os), l);
@@ -42,7 +45,8 @@ export function poolLevels(targets: PoolTarget[], counts: PoolCount[]): PoolLeve
   for (const c of counts) {
     // Stock of a pair no longer configured shows with target 0: the operator sees it to drain it.
     const l = level(c.type, c.os, 0);
-    if (!c.current && c.status !== 'reserved' && c.status !== 'deleting') l.stale += c.count;
+    if (!c.current && c.status !== 'reserved' && c.status !== 'deleting' && c.status !== 'flagged')
+      l.stale += c.count;
     else l[c.status] += c.count;
   }
   for (const l of levels.values()) l.missing = Math.max(0, l.target - l.creating - l.available);

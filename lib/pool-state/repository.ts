@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 
-export type PoolStatus = 'creating' | 'available' | 'reserved' | 'deleting';
+export type PoolStatus = 'creating' | 'available' | 'reserved' | 'deleting' | 'flagged';
 
 export interface PoolVolume {
   id: number;
@@ -23,6 +23,8 @@ export interface PoolVolume {
   updatedAt: Date;
   requestedAt: Date | null;
   readyAt: Date | null;
+  deleteAttempts: number;
+  lastError: string | null;
 }
 
 export interface OsImage {
@@ -48,7 +50,7 @@ export interface PoolCount {
 type Queryable = Pick<pg.Pool, 'query'>;
 
 const POOL_COLUMNS = `id, volume_id, name, type, os, snapshot_id, volume_type, size_gb, status,
-  reserved_by, reserved_at, created_at, updated_at, requested_at, ready_at`;
+  reserved_by, reserved_at, created_at, updated_at, requested_at, ready_at, delete_attempts, last_error`;
 
 function toPoolVolume(r: Record<string, unknown>): PoolVolume {
   return {
@@ -67,6 +69,8 @@ function toPoolVolume(r: Record<string, unknown>): PoolVolume {
     updatedAt: r.updated_at as Date,
     requestedAt: (r.requested_at as Date | null) ?? null,
     readyAt: (r.ready_at as Date | null) ?? null,
+    deleteAttempts: Number(r.delete_attempts ?? 0),
+    lastError: (r.last_error as string | null) ?? null,
   };
 }
 
@@ -210,26 +214,66 @@ export class PoolRepository {
     claimId: string,
     snapshotId?: string,
   ): Promise<PoolVolume | null> {
-    const held = await this.db.query(
-      `SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $1 LIMIT 1`,
-      [claimId],
-    );
-    if (held.rows[0]) return toPoolVolume(held.rows[0]);
+    // One statement: the row this claim already holds, else a fresh one. Two statements would
+    // let a twin attempt of the same claim reserve a second row between the check and the take.
     const { rows } = await this.db.query(
-      `UPDATE pool_volumes
-          SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now()
-        WHERE id = (
-          SELECT id FROM pool_volumes
-           WHERE type = $1 AND os = $2 AND status = 'available' AND volume_id IS NOT NULL
-             AND ($4::text IS NULL OR snapshot_id = $4)
-           ORDER BY created_at, id
-           FOR UPDATE SKIP LOCKED
-           LIMIT 1)
-          AND status = 'available'
-      RETURNING ${POOL_COLUMNS}`,
+      `WITH held AS (
+         SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $3 LIMIT 1
+       ), taken AS (
+         UPDATE pool_volumes
+            SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now()
+          WHERE NOT EXISTS (SELECT 1 FROM held)
+            AND id = (
+              SELECT id FROM pool_volumes
+               WHERE type = $1 AND os = $2 AND status = 'available' AND volume_id IS NOT NULL
+                 AND ($4::text IS NULL OR snapshot_id = $4)
+               ORDER BY created_at, id
+               FOR UPDATE SKIP LOCKED
+               LIMIT 1)
+            AND status = 'available'
+         RETURNING ${POOL_COLUMNS}
+       )
+       SELECT * FROM held UNION ALL SELECT * FROM taken`,
       [type, os, claimId, snapshotId ?? null],
     );
     return rows[0] ? toPoolVolume(rows[0]) : null;
+  }
+
+  /**
+   * A row whose volume Cinder refused to delete: out of stock, with Cinder's message, until the
+   * status check manages to delete it.
+   */
+  async flag(id: number, error: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pool_volumes SET status = 'flagged', last_error = $2,
+              delete_attempts = delete_attempts + 1, updated_at = now()
+        WHERE id = $1 AND status IN ('deleting', 'flagged')`,
+      [id, error.slice(0, 1000)],
+    );
+    return rowCount === 1;
+  }
+
+  /** Rows in `deleting` untouched for `olderThanMs` (their drain died or failed), and flagged rows. */
+  async listDeleteBacklog(olderThanMs: number): Promise<PoolVolume[]> {
+    const { rows } = await this.db.query(
+      `SELECT ${POOL_COLUMNS} FROM pool_volumes
+        WHERE status = 'flagged'
+           OR (status = 'deleting' AND updated_at < now() - make_interval(secs => $1))
+        ORDER BY id`,
+      [olderThanMs / 1000],
+    );
+    return rows.map(toPoolVolume);
+  }
+
+  /** Takes a backlog row for one more delete attempt (stamps it, so concurrent checks skip it). */
+  async retakeForDelete(id: number, seen: Date): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE pool_volumes SET status = 'deleting', updated_at = now()
+        WHERE id = $1 AND status IN ('deleting', 'flagged')
+          AND date_trunc('milliseconds', updated_at) = $2`,
+      [id, seen],
+    );
+    return rowCount === 1;
   }
 
   /** Gives a reserved row back to the pool; only its holder can. */
@@ -293,6 +337,43 @@ export class PoolRepository {
     const { rowCount } = await this.db.query(`DELETE FROM pool_volumes WHERE volume_id = $1`, [
       volumeId,
     ]);
+    return rowCount === 1;
+  }
+}
+
+/**
+ * The claim-name lock: one running claim per (tenant project, volume name). Another claim for the
+ * same name waits until the holder has finished, then finds its volume by name.
+ */
+export class ClaimNameRepository {
+  constructor(private readonly db: Queryable) {}
+
+  /** Takes the name for `claimId`, or returns the claim that holds it. */
+  async lock(projectId: string, name: string, claimId: string): Promise<string> {
+    const { rows } = await this.db.query<{ claim_id: string }>(
+      `INSERT INTO claim_names (project_id, name, claim_id) VALUES ($1, $2, $3)
+       ON CONFLICT (project_id, name) DO UPDATE SET claim_id = claim_names.claim_id
+       RETURNING claim_id`,
+      [projectId, name, claimId],
+    );
+    return rows[0]?.claim_id as string;
+  }
+
+  /** Takes the name over from a holder that is no longer running; false if someone else did. */
+  async takeOver(projectId: string, name: string, from: string, to: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `UPDATE claim_names SET claim_id = $4, locked_at = now()
+        WHERE project_id = $1 AND name = $2 AND claim_id = $3`,
+      [projectId, name, from, to],
+    );
+    return rowCount === 1;
+  }
+
+  async release(projectId: string, name: string, claimId: string): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `DELETE FROM claim_names WHERE project_id = $1 AND name = $2 AND claim_id = $3`,
+      [projectId, name, claimId],
+    );
     return rowCount === 1;
   }
 }

@@ -19,6 +19,10 @@ export function scheduleIds(config: AppConfig) {
   return { fill: `${p}-fill`, check: `${p}-check` };
 }
 
+/** A scheduled run's timeout: several intervals, at least `minMinutes`. */
+export const runTimeoutMs = (everyMinutes: number, minMinutes: number) =>
+  Math.round(Math.max(minMinutes, 6 * everyMinutes) * 60_000);
+
 interface Wanted {
   id: string;
   spec: ScheduleSpec;
@@ -39,6 +43,9 @@ function wanted(config: AppConfig): Wanted[] {
         taskQueue,
         workflowId: ids.fill,
         args: [{ reason: 'schedule' }],
+        // A backstop: a run that wedges (a bug, a dependency gone for hours) ends, and the
+        // next tick starts a fresh one instead of being skipped forever.
+        workflowRunTimeout: runTimeoutMs(config.pool.fillEveryMinutes, 2 * 60),
       },
       note: `fill every ${config.pool.fillEveryMinutes} min`,
     },
@@ -51,6 +58,7 @@ function wanted(config: AppConfig): Wanted[] {
         taskQueue,
         workflowId: ids.check,
         args: [],
+        workflowRunTimeout: runTimeoutMs(config.pool.checkStateEveryMinutes, 30),
       },
       note: `status check every ${config.pool.checkStateEveryMinutes} min`,
     },

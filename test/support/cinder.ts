@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import axios from 'axios';
 import { admin, waitFor } from './env';
 import { config } from './env';
 import type { CinderClient, Snapshot, Volume } from '../../lib/cinder';
@@ -38,4 +40,23 @@ export async function waitVolumeGone(
     (v) => v === null,
     timeoutMs,
   );
+}
+
+/**
+ * Attaches a volume the way Nova reserves one (Cinder's attachments API, microversion 3.27):
+ * the volume turns `reserved` and Cinder refuses to delete it. Returns the detach.
+ */
+export async function attachVolume(volumeId: string): Promise<() => Promise<void>> {
+  const { token, endpoint } = await admin.auth.session();
+  const http = axios.create({
+    baseURL: endpoint,
+    headers: { 'X-Auth-Token': token, 'OpenStack-API-Version': 'volume 3.27' },
+  });
+  const res = await http.post<{ attachment: { id: string } }>('/attachments', {
+    attachment: { volume_uuid: volumeId, instance_uuid: randomUUID() },
+  });
+  const id = res.data.attachment.id;
+  return async () => {
+    await http.delete(`/attachments/${id}`);
+  };
 }

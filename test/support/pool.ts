@@ -68,8 +68,24 @@ export async function taggedVolumes(prefix = 'warmpool'): Promise<Volume[]> {
   );
 }
 
-/** Empties the pool: its volumes in Cinder, its rows, the OS table and the limiter. */
+/**
+ * Empties the pool: its volumes in Cinder, its rows, the OS table and the limiter. Pass after pass
+ * until nothing is left, since a refill a previous test triggered may still be creating.
+ */
 export async function wipePool(db: Db): Promise<void> {
+  await waitFor(
+    'pool volumes deleted',
+    async () => {
+      await wipeOnce(db);
+      return taggedVolumes();
+    },
+    (l) => l.length === 0,
+    90_000,
+    1000,
+  );
+}
+
+async function wipeOnce(db: Db): Promise<void> {
   const { rows } = await db.query<{ volume_id: string | null }>(
     'SELECT volume_id FROM pool_volumes',
   );
@@ -85,13 +101,8 @@ export async function wipePool(db: Db): Promise<void> {
       await admin.resetVolumeStatus(id, 'available');
     await admin.deleteVolume(id, { cascade: true }).catch(() => undefined);
   }
-  await db.query('TRUNCATE pool_volumes, os_images, leak_sightings, rate_limits, pool_runs');
-  await waitFor(
-    'pool volumes deleted',
-    () => taggedVolumes(),
-    (l) => l.length === 0,
-    60_000,
-    500,
+  await db.query(
+    'TRUNCATE pool_volumes, os_images, leak_sightings, rate_limits, pool_runs, claim_names',
   );
 }
 
