@@ -60,14 +60,13 @@ class TemporalDown extends Error {}
 /** A gRPC error meaning the server is not there, as TemporalDown; anything else unchanged. */
 function asTemporalDown(err: unknown): unknown {
   if (err instanceof TemporalDown) return err;
-  const code = (err as { code?: number }).code;
-  // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4): the server is not there.
-  if (
-    code === 14 ||
-    code === 4 ||
-    /UNAVAILABLE|connect|transport/i.test((err as Error).message ?? '')
-  )
-    return new TemporalDown(`Temporal unreachable: ${(err as Error).message}`);
+  // The client wraps gRPC errors (ServiceError): look through the causes for the status code.
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const code = (e as { code?: number }).code;
+    // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4): the server is not there.
+    if (code === 14 || code === 4 || /UNAVAILABLE|connect|transport/i.test(e.message))
+      return new TemporalDown(`Temporal unreachable: ${e.message}`);
+  }
   return err;
 }
 

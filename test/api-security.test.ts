@@ -13,6 +13,7 @@ import { createDb, type Db } from '../lib/pool-state/db';
 import { connectClient } from '../lib/temporal/connect';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
 import { config, unique } from './support/env';
+import { testConfig } from './support/pool';
 
 let app: FastifyInstance;
 let db: Db;
@@ -132,6 +133,60 @@ describe('API security', () => {
     } finally {
       await broken.close();
       await deadDb.end();
+    }
+  });
+
+  test('a 202 leaves no long poll behind; Temporal failing under result() is a 503', async () => {
+    // A task queue no worker polls: the claim runs until terminated, so the API answers 202.
+    const { config: quick } = testConfig({ POOL__API__CLAIM_WAIT_SECOND: '0.3' });
+    const svc = temporal.workflowService;
+    const history = svc.getWorkflowExecutionHistory.bind(svc);
+    let polls = 0;
+    let fail = false;
+    svc.getWorkflowExecutionHistory = (async (req: Parameters<typeof history>[0]) => {
+      if (fail) throw Object.assign(new Error('14 UNAVAILABLE: connection reset'), { code: 14 });
+      polls++;
+      try {
+        return await history(req);
+      } finally {
+        polls--;
+      }
+    }) as typeof svc.getWorkflowExecutionHistory;
+    const quickApp = buildApi({ config: quick, db, temporal });
+    const auth = { authorization: `Bearer ${key}` };
+    const ids: string[] = [];
+    try {
+      const b = body();
+      ids.push(b.requestId);
+      const res = await quickApp.inject({
+        method: 'POST',
+        url: '/v1/claims',
+        headers: auth,
+        payload: b,
+      });
+      assert.equal(res.statusCode, 202, res.body);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(polls, 0, 'the long poll of result() was cancelled with the 202');
+
+      fail = true;
+      const b2 = body();
+      ids.push(b2.requestId);
+      const down = await quickApp.inject({
+        method: 'POST',
+        url: '/v1/claims',
+        headers: auth,
+        payload: b2,
+      });
+      assert.equal(down.statusCode, 503, down.body);
+      assert.match(down.json().error, /Temporal unreachable/);
+    } finally {
+      svc.getWorkflowExecutionHistory = history;
+      await quickApp.close();
+      for (const id of ids)
+        await temporal.workflow
+          .getHandle(`claim-${id}`)
+          .terminate('test')
+          .catch(() => undefined);
     }
   });
 });
