@@ -242,6 +242,14 @@ ensure_rabbit_vhost() {
   fi
 }
 
+# start_cinder_service api|scheduler|volume
+start_cinder_service() {
+  export PYTHONPATH="$CINDER_DIR" WARMPOOL_CREATE_DELAY_FILE="$CINDER_CREATE_DELAY_FILE"
+  start_daemon "cinder-$1" "$CINDER_PYTHON" -c \
+    "import sys; from cinder.cmd.$1 import main; sys.argv[0] = 'cinder-$1'; sys.exit(main())" \
+    --config-file "$CINDER_CONF"
+}
+
 start_cinder() {
   ensure_rabbit_vhost
   say "Cinder on 127.0.0.1:$CINDER_PORT (noauth, fake driver, db $CINDER_DB_NAME)"
@@ -252,12 +260,7 @@ start_cinder() {
   cinder_cmd manage db sync >"$LOG_DIR/cinder-db-sync.log" 2>&1 || die "cinder-manage db sync failed, see $LOG_DIR/cinder-db-sync.log"
   say "  cinder-manage db sync done in $(($(date +%s) - t)) s"
   cp "$ROOT/scripts/stack/warmpool_fake_driver.py" "$CINDER_DIR/"
-  export PYTHONPATH="$CINDER_DIR" WARMPOOL_CREATE_DELAY_FILE="$CINDER_CREATE_DELAY_FILE"
-  for svc in api scheduler volume; do
-    start_daemon "cinder-$svc" "$CINDER_PYTHON" -c \
-      "import sys; from cinder.cmd.$svc import main; sys.argv[0] = 'cinder-$svc'; sys.exit(main())" \
-      --config-file "$CINDER_CONF"
-  done
+  for svc in api scheduler volume; do start_cinder_service "$svc"; done
   wait_for "cinder-api" 90 cinder_get os-services || die "cinder-api does not answer; see $LOG_DIR/cinder-api.log"
   wait_for "cinder-scheduler and cinder-volume" 120 cinder_services_up ||
     die "Cinder services not up; see $LOG_DIR/cinder-{scheduler,volume}.log"
@@ -304,6 +307,28 @@ cmd_restart_temporal() {
   start_temporal
 }
 
+# For fault tests: `kill cinder-api` (SIGKILL, as a crash) and `start cinder-api` (waits until
+# it answers). Also cinder-scheduler and cinder-volume.
+cmd_kill() {
+  [[ "${1:-}" =~ ^cinder-(api|scheduler|volume)$ ]] || die "kill takes cinder-api, cinder-scheduler or cinder-volume"
+  pid_alive "$1" || { say "$1 is not running"; return; }
+  local pid; pid=$(cat "$RUN_DIR/$1.pid")
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  rm -f "$RUN_DIR/$1.pid"
+  say "killed $1 (pid $pid)"
+}
+
+cmd_start() {
+  [[ "${1:-}" =~ ^cinder-(api|scheduler|volume)$ ]] || die "start takes cinder-api, cinder-scheduler or cinder-volume"
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
+  start_cinder_service "${1#cinder-}"
+  if [[ "$1" == cinder-api ]]; then
+    wait_for "cinder-api" 90 cinder_get os-services || die "cinder-api does not answer; see $LOG_DIR/cinder-api.log"
+  else
+    wait_for "Cinder services" 120 cinder_services_up || die "Cinder services not up"
+  fi
+}
+
 cmd_reset() {
   cmd_down
   say "resetting: dropping the Cinder and pool databases, Temporal history and logs"
@@ -330,5 +355,7 @@ case "${1:-}" in
   status) cmd_status ;;
   reset) cmd_reset ;;
   restart-temporal) cmd_restart_temporal ;;
-  *) echo "usage: $0 up|down|status|reset" >&2; exit 2 ;;
+  kill) cmd_kill "${2:-}" ;;
+  start) cmd_start "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|reset|restart-temporal|kill SERVICE|start SERVICE" >&2; exit 2 ;;
 esac
