@@ -89,6 +89,15 @@ async function status(config: AppConfig, client: Client): Promise<void> {
             : ''),
       );
     }
+    // Volumes Cinder refuses to delete: the operator's to look at (the check retries them).
+    const flagged = (await new PoolRepository(db).listAll()).filter((r) => r.status === 'flagged');
+    if (flagged.length) {
+      console.log(`\nflagged (Cinder refuses to delete them; retried by every check):`);
+      for (const r of flagged)
+        console.log(
+          `  ${r.volumeId} ${r.name}: ${r.deleteAttempts} attempt(s), last: ${r.lastError ?? '-'}`,
+        );
+    }
   } finally {
     await db.end();
   }

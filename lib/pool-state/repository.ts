@@ -214,27 +214,42 @@ export class PoolRepository {
     claimId: string,
     snapshotId?: string,
   ): Promise<PoolVolume | null> {
-    // One statement: the row this claim already holds, else a fresh one. Two statements would
-    // let a twin attempt of the same claim reserve a second row between the check and the take.
+    // The row this claim already holds, else a fresh one, in one statement. Two concurrent
+    // attempts of one claim both see "nothing held"; the unique index on reserved_by lets only
+    // one take a row, and the other reads that row back.
+    try {
+      const { rows } = await this.db.query(
+        `WITH held AS (
+           SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $3 LIMIT 1
+         ), taken AS (
+           UPDATE pool_volumes
+              SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now()
+            WHERE NOT EXISTS (SELECT 1 FROM held)
+              AND id = (
+                SELECT id FROM pool_volumes
+                 WHERE type = $1 AND os = $2 AND status = 'available' AND volume_id IS NOT NULL
+                   AND ($4::text IS NULL OR snapshot_id = $4)
+                 ORDER BY created_at, id
+                 FOR UPDATE SKIP LOCKED
+                 LIMIT 1)
+              AND status = 'available'
+           RETURNING ${POOL_COLUMNS}
+         )
+         SELECT * FROM held UNION ALL SELECT * FROM taken`,
+        [type, os, claimId, snapshotId ?? null],
+      );
+      // Empty may mean a twin holds the only free row (skipped while locked): look again.
+      return rows[0] ? toPoolVolume(rows[0]) : await this.heldBy(claimId);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '23505') throw err;
+      return this.heldBy(claimId);
+    }
+  }
+
+  async heldBy(claimId: string): Promise<PoolVolume | null> {
     const { rows } = await this.db.query(
-      `WITH held AS (
-         SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $3 LIMIT 1
-       ), taken AS (
-         UPDATE pool_volumes
-            SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now()
-          WHERE NOT EXISTS (SELECT 1 FROM held)
-            AND id = (
-              SELECT id FROM pool_volumes
-               WHERE type = $1 AND os = $2 AND status = 'available' AND volume_id IS NOT NULL
-                 AND ($4::text IS NULL OR snapshot_id = $4)
-               ORDER BY created_at, id
-               FOR UPDATE SKIP LOCKED
-               LIMIT 1)
-            AND status = 'available'
-         RETURNING ${POOL_COLUMNS}
-       )
-       SELECT * FROM held UNION ALL SELECT * FROM taken`,
-      [type, os, claimId, snapshotId ?? null],
+      `SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $1`,
+      [claimId],
     );
     return rows[0] ? toPoolVolume(rows[0]) : null;
   }
