@@ -22,6 +22,7 @@ import {
   claimVolumeWorkflow,
   type ClaimInput,
   type ClaimResult,
+  claimStatusQuery,
   type ClaimStatus,
 } from '../workflows/claim';
 
@@ -242,8 +243,17 @@ export function registerClaimRoutes(
           historyUrl: `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${desc.workflowId}`,
         };
         if (desc.status.name === 'RUNNING') {
-          const s: ClaimStatus = await bounded(handle.query(claimStatusName));
-          return { ...base, status: 'running', ...s };
+          // The step comes from a query, which needs a worker; that it runs comes from the
+          // server. No worker answering (restarting, all busy) is still "running".
+          const s: ClaimStatus | null = await bounded(handle.query(claimStatusQuery), 3000).catch(
+            (err: unknown) => {
+              req.log.warn({ err }, `claim ${req.params.requestId}: status query unanswered`);
+              return null;
+            },
+          );
+          return s
+            ? { ...base, status: 'running', ...s }
+            : { ...base, status: 'running', step: null, note: 'no worker answered the query yet' };
         }
         if (desc.status.name === 'COMPLETED') {
           const r: ClaimResult = await bounded(handle.result());
@@ -268,5 +278,3 @@ export function registerClaimRoutes(
     },
   );
 }
-
-const claimStatusName = 'status';
