@@ -105,6 +105,27 @@ async function fillNow(): Promise<void> {
 
 const rows = () => new PoolRepository(db).listAll();
 
+/**
+ * Waits out the refills earlier claims asked the schedule for (fillNow bypasses the schedule,
+ * so a scheduled run could otherwise fill alongside it). Pauses the schedule meanwhile when asked.
+ */
+async function quietFills(pause = false): Promise<void> {
+  const fill = client.schedule.getHandle(scheduleIds(config).fill);
+  if (pause) await fill.pause('test needs a quiet pool');
+  const q = `WorkflowType = 'fillPoolWorkflow' AND TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`;
+  await waitFor(
+    'no fill running',
+    async () => {
+      let n = 0;
+      for await (const _ of client.workflow.list({ query: q })) n++;
+      return n + (await fill.describe()).info.runningActions.length;
+    },
+    (n) => n === 0,
+    60_000,
+    500,
+  );
+}
+
 describe('claims (API + workflow, real stack)', () => {
   test('seed 7: an empty pool → the claim succeeds by plain creation', async () => {
     const res = await claim(sysDisk());
@@ -196,12 +217,12 @@ describe('claims (API + workflow, real stack)', () => {
   });
 
   test('50 claims at once with 10 in stock → 10 pool, 40 created, 50 distinct tenant volumes, nothing left reserved', async () => {
-    await wipePool(db);
-    await fillNow();
-    assert.equal((await rows()).filter((r) => r.os === 'Debian8 64bit').length, 10);
     // Refills would add stock mid-test: pause the fill schedule.
-    await client.schedule.getHandle(scheduleIds(config).fill).pause('concurrency test');
+    await quietFills(true);
     try {
+      await wipePool(db);
+      await fillNow();
+      assert.equal((await rows()).filter((r) => r.os === 'Debian8 64bit').length, 10);
       const projects = [TENANT_PROJECTS.alpha, TENANT_PROJECTS.beta];
       const reqs = Array.from({ length: 50 }, (_, i) => sysDisk({ projectId: projects[i % 2] }));
       const replies = await Promise.all(reqs.map((r) => claim(r)));
@@ -224,6 +245,28 @@ describe('claims (API + workflow, real stack)', () => {
     } finally {
       await client.schedule.getHandle(scheduleIds(config).fill).unpause();
     }
+  });
+
+  test('a burst of pool hits is refilled back to target by at most two fill runs', async () => {
+    await quietFills();
+    await wipePool(db);
+    await fillNow();
+    const since = new Date();
+    const replies = await Promise.all(Array.from({ length: 8 }, () => claim(sysDisk())));
+    for (const r of replies) assert.equal(r.statusCode, 201, r.body);
+    assert.ok(replies.every((r) => r.json().outcome === 'pool'));
+    await waitFor(
+      'the pool back at target',
+      async () =>
+        (await rows()).filter((r) => r.status === 'available' && r.os === 'Debian8 64bit').length,
+      (n) => n === 10,
+      60_000,
+      500,
+    );
+    const q = `WorkflowType = 'fillPoolWorkflow' AND TaskQueue = '${config.temporal.taskQueue}' AND StartTime > '${since.toISOString()}'`;
+    let runs = 0;
+    for await (const _ of client.workflow.list({ query: q })) runs++;
+    assert.ok(runs >= 1 && runs <= 2, `${runs} fill runs for one burst`);
   });
 
   test('claims are searchable in Temporal by outcome, project, OS and type', async () => {

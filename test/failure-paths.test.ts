@@ -291,6 +291,27 @@ describe('failure paths (real stack + fault proxy)', () => {
     await tenant('alpha').deleteVolume(row.volumeId);
   });
 
+  test('a first-attempt pool hit costs four Cinder calls: lookup, transfer, accept, one update', async () => {
+    await fill();
+    const from = proxy.seen.length;
+    const name = unique('vm-cheap');
+    const res = await claim({ name, os: 'Debian8 64bit' });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.json().outcome, 'pool');
+    // The version document is read once per worker process, not per claim.
+    const calls = proxy.seen.slice(from).filter((c) => !/^GET \/v3\/?$/.test(c));
+    const shape = calls.map((c) => c.replace(/[0-9a-f-]{32,36}/g, '<id>'));
+    assert.deepEqual(shape, [
+      'GET /v3/<id>/volumes/detail',
+      'POST /v3/<id>/volume-transfers',
+      'POST /v3/<id>/volume-transfers/<id>/accept',
+      'PUT /v3/<id>/volumes/<id>',
+    ]);
+    const v = await admin.getVolume(res.json().volumeId);
+    assert.equal(v.name, name);
+    assert.deepEqual(v.metadata, {}, 'the pool tags are gone');
+  });
+
   test('returnToPool judges ownership by the session project (Keystone may scope by name)', async () => {
     await fill();
     const row = await repo.reserve('sas', 'Debian8 64bit', 'claim-by-name');

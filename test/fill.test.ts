@@ -185,6 +185,19 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
       'ssd',
       'ssd',
     ]);
+    // A lower target trims the stock above it: the oldest go, the newest stay.
+    const newest = (await rows())
+      .filter((x) => x.type === 'sas')
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())[0];
+    config = await withWorker(
+      poolEnv({ less: 'Ubuntu16.04 64bit', numsLess: 1, types: 'sas, ssd', drainPerRun: 10 }),
+    );
+    const lower = await fill(config);
+    assert.equal(lower.planned, 0);
+    assert.equal(lower.drained, 4);
+    const left = await rows();
+    assert.deepEqual(left.map((x) => x.type).sort(), ['sas', 'ssd']);
+    assert.equal(left.find((x) => x.type === 'sas')?.id, newest?.id);
   });
 
   test('seed 4: the status check follows Cinder for creating rows and removes the rest', async () => {

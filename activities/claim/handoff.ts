@@ -12,14 +12,13 @@
  *   is ever adopted or deleted.
  * Steps that must not overlap with a twin attempt run under `exclusive` (../guard.ts).
  */
-import { ApplicationFailure, heartbeat, log, sleep } from '@temporalio/activity';
+import { ApplicationFailure, Context, heartbeat, log, sleep } from '@temporalio/activity';
 import { CinderError, CinderOverLimit, type CinderClient, type Volume } from '../../lib/cinder';
 import {
   ClaimNameRepository,
   OsImageRepository,
   PoolRepository,
 } from '../../lib/pool-state/repository';
-import { TAGS } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
 import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
@@ -58,6 +57,9 @@ export const createdByClaim = (claimId: string) => `created by warm pool claim $
 
 /** A volume that stands for "this name already exists" (not a broken or leaving one). */
 const usable = (v: Volume) => !v.status.startsWith('error') && v.status !== 'deleting';
+
+/** At most one refill request per this window and worker (see triggerRefill). */
+export const REFILL_WINDOW_MS = 5_000;
 
 /** Failure type while another claim for the same (project, name) is still running. */
 export const NAME_BUSY = 'NameBusy';
@@ -179,21 +181,26 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     reserved: ReservedVolume,
   ): Promise<{ volumeId: string }> {
     const cinder = admin();
-    if (await inTenant(t, reserved.volumeId)) return { volumeId: reserved.volumeId }; // accepted before a crash
-    // A pending transfer here belongs to a dead attempt (a live twin cannot hold the lock):
-    // its auth key is lost with it, so it is cancelled and a new one made.
-    for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
-      log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
-      await cinder.deleteTransfer(stale.id);
-    }
-    const v = await cinder.findVolume(reserved.volumeId);
-    if (!v)
-      throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
-    if (v.status !== 'available') {
-      throw nonRetryable(
-        'PoolVolumeUnusable',
-        `pool volume ${reserved.volumeId} is ${v.status}, not available`,
-      );
+    // A first attempt has no predecessor: the recovery checks can only matter on a retry. (A
+    // volume that is no longer available makes the transfer create fail; handOff's catch then
+    // looks at it.) That keeps a first-attempt hand-off at two Cinder calls.
+    if (Context.current().info.attempt > 1) {
+      if (await inTenant(t, reserved.volumeId)) return { volumeId: reserved.volumeId }; // accepted before a crash
+      // A pending transfer here belongs to a dead attempt (a live twin cannot hold the lock):
+      // its auth key is lost with it, so it is cancelled and a new one made.
+      for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
+        log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
+        await cinder.deleteTransfer(stale.id);
+      }
+      const v = await cinder.findVolume(reserved.volumeId);
+      if (!v)
+        throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
+      if (v.status !== 'available') {
+        throw nonRetryable(
+          'PoolVolumeUnusable',
+          `pool volume ${reserved.volumeId} is ${v.status}, not available`,
+        );
+      }
     }
     const transfer = await cinder.createTransfer(
       reserved.volumeId,
@@ -235,13 +242,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     return withHeartbeats(async () => {
       try {
         const client = tenant(t);
-        let v = await client.getVolume(reserved.volumeId);
-        if (v.name !== t.name) v = await client.updateVolume(v.id, { name: t.name });
-        const meta = Object.fromEntries(
-          Object.entries(v.metadata).filter(([k]) => !Object.values(TAGS).includes(k as never)),
-        );
-        if (Object.keys(meta).length !== Object.keys(v.metadata).length)
-          await client.replaceVolumeMetadata(v.id, meta);
+        // One PUT renames and drops the pool's tags (pool volumes carry nothing else: the
+        // pool made them). Idempotent, so a retry simply does it again.
+        let v = await client.updateVolume(reserved.volumeId, { name: t.name, metadata: {} });
         if (input.extend !== false && t.sizeGb && t.sizeGb > v.size) {
           // Histories recorded before extendTenantVolume existed still extend here.
           if (v.status === 'available') await client.extendVolume(v.id, t.sizeGb);
@@ -443,18 +446,40 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   }
 
   /** A pool hit consumed stock: start a fill now rather than at the next tick (skipped if one runs). */
-  async function triggerRefill(): Promise<boolean> {
+  /**
+   * A pool hit consumed stock: ask for a fill now rather than at the next tick. A burst must not
+   * become a storm of schedule calls: this worker sends at most one request per window, plus one
+   * trailing request if claims came in meanwhile, so their consumption is covered too. BUFFER_ONE
+   * makes a request during a running fill queue exactly one more run (a SKIP would lose it, and
+   * the stock would wait for the next tick); further requests while one is queued add nothing.
+   */
+  let lastRefillAt = 0;
+  let refillOwed = false;
+  let trailing: NodeJS.Timeout | undefined;
+  async function requestRefill(): Promise<boolean> {
     if (!temporal) return false;
+    lastRefillAt = Date.now();
+    refillOwed = false;
     try {
       const fill = temporal.schedule.getHandle(scheduleIds(config).fill);
       // trigger() runs even a paused schedule: an operator's pause must stop refills too.
       if ((await fill.describe()).state.paused) return false;
-      await fill.trigger(ScheduleOverlapPolicy.SKIP);
+      await fill.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
       return true;
     } catch (err) {
       log.warn(`refill trigger failed (the next tick will refill): ${(err as Error).message}`);
       return false;
     }
+  }
+  async function triggerRefill(): Promise<boolean> {
+    const wait = lastRefillAt + REFILL_WINDOW_MS - Date.now();
+    if (wait <= 0) return requestRefill();
+    refillOwed = true;
+    trailing ??= setTimeout(() => {
+      trailing = undefined;
+      if (refillOwed) void requestRefill();
+    }, wait).unref();
+    return false; // covered by the request just made, or by the trailing one
   }
 
   return {

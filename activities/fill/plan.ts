@@ -21,6 +21,8 @@ export interface FillPlan {
   /** Pool row ids of stale `available` stock to drain now (bounded by stale_drain_per_run). */
   drain: number[];
   staleTotal: number;
+  /** Current stock above target (e.g. a volume back in the pool after a refused accept). */
+  excessTotal?: number;
   settings: {
     concurrency: number;
     createIntervalSeconds: number;
@@ -35,6 +37,7 @@ export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
     const rows = await repo.listAll();
     const orders: CreateOrder[] = [];
     const staleRows: { id: number; createdAt: Date }[] = [];
+    const excessRows: { id: number; createdAt: Date }[] = [];
     for (const img of images) {
       const target =
         config.pool.targets.find((t) => t.os === img.os && t.volumeType === img.type)?.target ?? 0;
@@ -47,6 +50,13 @@ export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
         if (r.snapshotId !== img.snapshotId && r.status === 'available') staleRows.push(r);
       }
       if (target > current) orders.push({ ...img, missing: target - current });
+      if (current > target) {
+        // Above target: the oldest idle volumes go, the newest stay.
+        const idle = mine
+          .filter((r) => r.snapshotId === img.snapshotId && r.status === 'available')
+          .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+        excessRows.push(...idle.slice(0, current - target));
+      }
     }
     // Stock of pairs no longer configured is stale as well: drain it.
     const targeted = new Set(config.pool.targets.map((t) => `${t.volumeType}\u0000${t.os}`));
@@ -55,10 +65,12 @@ export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
       if (!targeted.has(k) && r.status === 'available') staleRows.push(r);
     }
     staleRows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    // Stale stock first (it must never be handed out), then stock above target; bounded per run.
     return {
       orders,
-      drain: staleRows.slice(0, config.pool.drainPerRun).map((r) => r.id),
+      drain: [...staleRows, ...excessRows].slice(0, config.pool.drainPerRun).map((r) => r.id),
       staleTotal: staleRows.length,
+      excessTotal: excessRows.length,
       settings: {
         concurrency: config.concurrency,
         createIntervalSeconds: config.pool.createIntervalSeconds,

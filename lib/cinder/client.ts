@@ -88,14 +88,24 @@ function toTransfer(t: Raw): Transfer {
   };
 }
 
+/** What a client and every client derived from it (asProject, withSignal) share. */
+interface Shared {
+  /** The transfer API the server offers: probed once per root client, not per derived one. */
+  transferApi?: Promise<'volume-transfers' | 'os-volume-transfer'>;
+  /** HTTP requests sent to Cinder (the pool's cost in Cinder calls). */
+  calls: number;
+}
+
 export class CinderClient {
   private readonly http: AxiosInstance;
-  private transferApi?: Promise<'volume-transfers' | 'os-volume-transfer'>;
+  private readonly shared: Shared;
 
   constructor(
     readonly auth: Authenticator,
     private readonly opts: CinderClientOptions = {},
+    shared?: Shared,
   ) {
+    this.shared = shared ?? { calls: 0 };
     this.http = axios.create({
       timeout: opts.timeoutMs ?? 30_000,
       validateStatus: () => true,
@@ -106,7 +116,12 @@ export class CinderClient {
 
   /** The same client acting as another project (the tenant side of a transfer). */
   asProject(projectId: string, userId?: string): CinderClient {
-    return new CinderClient(this.auth.forProject(projectId, userId), this.opts);
+    return new CinderClient(this.auth.forProject(projectId, userId), this.opts, this.shared);
+  }
+
+  /** Requests sent to Cinder by this client and every client derived from it. */
+  get callCount(): number {
+    return this.shared.calls;
   }
 
   /**
@@ -114,7 +129,7 @@ export class CinderClient {
    * a cancelled or timed-out attempt stops talking to Cinder instead of racing its retry.
    */
   withSignal(signal: AbortSignal): CinderClient {
-    return new CinderClient(this.auth, { ...this.opts, signal });
+    return new CinderClient(this.auth, { ...this.opts, signal }, this.shared);
   }
 
   async projectId(): Promise<string> {
@@ -165,7 +180,11 @@ export class CinderClient {
     return pages.map(toVolume);
   }
 
-  async updateVolume(id: string, patch: { name?: string; description?: string }): Promise<Volume> {
+  /** Renames/redescribes; `metadata` replaces the whole set (Cinder's PUT takes all in one call). */
+  async updateVolume(
+    id: string,
+    patch: { name?: string; description?: string; metadata?: Record<string, string> },
+  ): Promise<Volume> {
     const res = await this.request<{ volume: Raw }>('PUT', `/volumes/${encodeURIComponent(id)}`, {
       body: { volume: patch },
     });
@@ -367,7 +386,7 @@ export class CinderClient {
   private transfers(): Promise<'volume-transfers' | 'os-volume-transfer'> {
     const forced = this.opts.transferApi;
     if (forced && forced !== 'auto') return Promise.resolve(forced);
-    this.transferApi ??= this.maxMicroversion().then(
+    this.shared.transferApi ??= this.maxMicroversion().then(
       (v) =>
         v && compareMicroversion(v, TRANSFER_MICROVERSION) >= 0
           ? 'volume-transfers'
@@ -375,7 +394,7 @@ export class CinderClient {
       (err: unknown) => {
         // A failed probe says nothing about the server: ask again next time instead of pinning
         // the legacy API for the life of the process.
-        this.transferApi = undefined;
+        this.shared.transferApi = undefined;
         throw err instanceof CinderError
           ? err
           : new CinderUnavailable(`Cinder version probe failed: ${(err as Error).message}`, {
@@ -384,7 +403,7 @@ export class CinderClient {
             });
       },
     );
-    return this.transferApi;
+    return this.shared.transferApi;
   }
 
   /** The highest microversion the server speaks, from its unauthenticated version document. */
@@ -393,6 +412,7 @@ export class CinderClient {
     const at = endpoint.search(/\/v3(\/|$)/);
     const url = at >= 0 ? `${endpoint.slice(0, at)}/v3/` : `${endpoint}/`;
     // Under noauth a tokenless request gets a 204 "here is a token" instead of the document.
+    this.shared.calls++;
     const res = await this.http.get(url, { headers: { 'X-Auth-Token': token } });
     if (res.status >= 500) throw new Error(`HTTP ${res.status}`);
     const doc = res.data as {
@@ -461,6 +481,7 @@ export class CinderClient {
       Accept: 'application/json',
     };
     if (opts.microversion) headers['OpenStack-API-Version'] = `volume ${opts.microversion}`;
+    this.shared.calls++;
     try {
       const res = await this.http.request({
         method,
