@@ -69,7 +69,11 @@ async function main(): Promise<void> {
       const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
       const ms = performance.now() - t;
       if (res.statusCode !== 201) throw new Error(`claim ${i}: ${res.statusCode} ${res.body}`);
-      return { ms, outcome: res.json().outcome as string };
+      return {
+        ms,
+        outcome: res.json().outcome as string,
+        steps: res.json().timingsMs as Record<string, number>,
+      };
     };
 
     // The bare Cinder calls of a pool hit (transfer + accept + rename), without Temporal or the
@@ -99,11 +103,13 @@ async function main(): Promise<void> {
     const pool: number[] = [];
     const bare: number[] = [];
     const calls: number[] = [];
+    const steps: Record<string, number[]> = {};
     for (let i = 0; i < N; i++) {
       // No fill schedule exists here, so no refill adds Cinder calls to the claim's count.
       const before = cinder.callCount;
       const r = await claimOnce(i, 'pool');
       calls.push(cinder.callCount - before);
+      for (const [k, v] of Object.entries(r.steps)) (steps[k] ??= []).push(v);
       if (r.outcome !== 'pool') throw new Error(`claim ${i} was ${r.outcome}`);
       pool.push(r.ms);
       const v = vols[i] as (typeof vols)[number];
@@ -133,6 +139,11 @@ async function main(): Promise<void> {
     console.log(
       `pool hit / bare calls: p50 ${(q(pool, 0.5) / q(bare, 0.5)).toFixed(2)}x, ` +
         `p99 ${(q(pool, 0.99) / q(bare, 0.99)).toFixed(2)}x`,
+    );
+    console.log(
+      `pool hit, median ms from the workflow's start: ${Object.entries(steps)
+        .map(([k, v]) => `${k} ${q(v, 0.5)}`)
+        .join(', ')}`,
     );
     console.log(
       `Cinder calls per pool hit: first ${calls[0]} (incl. the one-off version probe), then ` +

@@ -14,13 +14,14 @@ import {
   defineQuery,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { ClaimTarget, CurrentImage, ReservedVolume } from '../activities/claim/handoff';
-import { PROFILES } from './profiles';
+import { LOCAL_PROFILES, PROFILES } from './profiles';
 import { failureReason } from './failures';
 
 const call = proxyActivities<Activities>(PROFILES.cinderCall);
@@ -29,6 +30,7 @@ const wait = proxyActivities<Activities>(PROFILES.poolAwait);
 const db = proxyActivities<Activities>(PROFILES.database);
 const names = proxyActivities<Activities>(PROFILES.claimNameLock);
 const extend = proxyActivities<Activities>(PROFILES.tenantExtend);
+const localDb = proxyLocalActivities<Activities>(LOCAL_PROFILES.database);
 
 /** Names of patches (see patched()): claims started by older code replay on their old path. */
 export const CLAIM_PATCHES = {
@@ -38,6 +40,8 @@ export const CLAIM_PATCHES = {
   extendStep: 'claim-extend-step',
   /** Plain creation waits until a deadline fixed once, bounded by schedule-to-close. */
   createDeadline: 'claim-create-deadline',
+  /** The short database steps (image, reserve, name release, refill request) run locally. */
+  localSteps: 'claim-local-steps',
 } as const;
 
 /** What to claim: the target of the activities (tenant, name, OS, type, size) plus the request. */
@@ -113,6 +117,10 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
   };
 
   const nameLocked = input.systemDisk && patched(CLAIM_PATCHES.nameLock);
+  // Decided once per claim: a claim started before the change keeps normal activities.
+  const local = patched(CLAIM_PATCHES.localSteps);
+  const steps = local ? localDb : db;
+  const refill = local ? localDb : call;
   try {
     let image: CurrentImage | null = null;
     if (input.systemDisk) {
@@ -123,7 +131,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
       mark('lookup');
       if (existing) return done(existing.volumeId, 'existing');
 
-      image = await db.currentImage({ os: input.os as string, volumeType: input.volumeType });
+      image = await steps.currentImage({ os: input.os as string, volumeType: input.volumeType });
       if (!image) {
         // No fill has run yet (fresh install): resolve the images from Cinder now.
         const resolved = await call.resolveImages({});
@@ -139,7 +147,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
         );
 
       status.step = 'reserve';
-      const reserved: ReservedVolume | null = await db.reservePoolVolume({
+      const reserved: ReservedVolume | null = await steps.reservePoolVolume({
         claimId: target.claimId,
         os: input.os as string,
         volumeType: input.volumeType,
@@ -167,7 +175,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
           // The refill starts alongside: the reserved row already does not count as stock.
           const [finished] = await Promise.all([
             handoff.finishHandOff({ target, reserved, extend: !extendStep }),
-            call.triggerRefill(),
+            refill.triggerRefill(),
           ]);
           mark('finished');
           if (extendStep && target.sizeGb && target.sizeGb > finished.sizeGb) {
@@ -212,7 +220,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
   } finally {
     if (nameLocked) {
       // Even when the claim failed or was cancelled: the next claim for this name may go.
-      await CancellationScope.nonCancellable(() => db.releaseClaimName(target));
+      await CancellationScope.nonCancellable(() => steps.releaseClaimName(target));
     }
   }
 }

@@ -2,7 +2,7 @@
  * Named activity timeout and retry profiles. Each says why it is what it is; workflows pick one
  * by name instead of scattering numbers.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 /** Errors that repeating cannot fix: bad input, missing things, refused permissions. */
 export const PERMANENT_CINDER_ERRORS = [
@@ -120,3 +120,22 @@ export const PROFILES = {
     },
   },
 } satisfies Record<string, ActivityOptions>;
+
+/**
+ * Short database steps of a claim as local activities: no round trip through the server each.
+ * They run again if the workflow task fails, so each one is idempotent (a read, a reservation
+ * keyed by the claim, a lock release keyed by the claim, a coalesced refill request).
+ */
+export const LOCAL_PROFILES = {
+  database: {
+    startToCloseTimeout: '15 seconds',
+    scheduleToCloseTimeout: '10 minutes',
+    // Longer backoffs become durable timers instead of retries inside one workflow task.
+    localRetryThreshold: '10 seconds',
+    retry: {
+      initialInterval: '200 milliseconds',
+      backoffCoefficient: 2,
+      maximumInterval: '15 seconds',
+    },
+  },
+} satisfies Record<string, LocalActivityOptions>;
