@@ -20,6 +20,7 @@ import { ADMIN_QUOTA } from '../scripts/stack/cloud';
 import { admin, config as stackConfig, unique, waitFor } from './support/env';
 import { osSnapshot, waitVolumeStatus } from './support/cinder';
 import {
+  assertFillLimits,
   poolEnv,
   setCreateDelay,
   startWorker,
@@ -460,23 +461,6 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
     );
     const r = await fill(config);
     assert.equal(r.available, 6);
-    const all = (await rows()).sort(
-      (a, b) => (a.requestedAt as Date).getTime() - (b.requestedAt as Date).getTime(),
-    );
-    const starts = all.map((x) => (x.requestedAt as Date).getTime());
-    for (let i = 1; i < starts.length; i++) {
-      assert.ok(
-        starts[i]! - starts[i - 1]! >= I * 1000,
-        `starts ${i - 1} and ${i} are ${starts[i]! - starts[i - 1]!} ms apart`,
-      );
-    }
-    for (const x of all) {
-      const t = (x.requestedAt as Date).getTime();
-      const inFlight = all.filter(
-        (y) =>
-          y !== x && (y.requestedAt as Date).getTime() <= t && (y.readyAt as Date).getTime() > t,
-      ).length;
-      assert.ok(inFlight < C, `${inFlight + 1} in flight when ${x.name} started`);
-    }
+    assertFillLimits(await rows(), I, C);
   });
 });

@@ -15,6 +15,8 @@ import { createActivities } from '../../activities';
 import { createLogger } from '../../lib/log';
 import type { Db } from '../../lib/pool-state/db';
 import { TAGS } from '../../lib/pool-state/naming';
+import type { PoolVolume } from '../../lib/pool-state/repository';
+import assert from 'node:assert/strict';
 import { admin, unique, waitFor } from './env';
 
 export const STACK_DIR = process.env.STACK_DIR ?? resolve(__dirname, '../../.stack');
@@ -173,4 +175,31 @@ export function exited(child: ChildProcess): Promise<NodeJS.Signals | number | n
   if (child.exitCode !== null || child.signalCode !== null)
     return Promise.resolve(child.signalCode ?? child.exitCode);
   return new Promise((r) => child.once('exit', (code, signal) => r(signal ?? code)));
+}
+
+/**
+ * The fill's limits, read from the rows' own timestamps: creations (requested_at, the rate
+ * limiter's slot) at least `intervalSeconds` apart, and fewer than `concurrency` other volumes
+ * between request and ready when one was requested. Rows without both timestamps are skipped.
+ */
+export function assertFillLimits(
+  rows: PoolVolume[],
+  intervalSeconds: number,
+  concurrency: number,
+): void {
+  const all = rows
+    .filter((r) => r.requestedAt && r.readyAt)
+    .sort((a, b) => (a.requestedAt as Date).getTime() - (b.requestedAt as Date).getTime());
+  const starts = all.map((x) => (x.requestedAt as Date).getTime());
+  for (let i = 1; i < starts.length; i++) {
+    const gap = (starts[i] as number) - (starts[i - 1] as number);
+    assert.ok(gap >= intervalSeconds * 1000, `starts ${i - 1} and ${i} are ${gap} ms apart`);
+  }
+  for (const x of all) {
+    const t = (x.requestedAt as Date).getTime();
+    const inFlight = all.filter(
+      (y) => y !== x && (y.requestedAt as Date).getTime() <= t && (y.readyAt as Date).getTime() > t,
+    ).length;
+    assert.ok(inFlight < concurrency, `${inFlight + 1} in flight when ${x.name} started`);
+  }
 }
