@@ -12,6 +12,7 @@ import type { Workflow, WorkflowResultType } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { buildApi } from '../api/server';
 import { createActivities } from '../activities';
+import { reservedVolume, type ReservedVolume } from '../activities/claim/handoff';
 import { connectClient } from '../lib/temporal/connect';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
@@ -278,12 +279,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     await tenant('alpha').acceptTransfer(t.id, t.authKey);
     const back = await new MockActivityEnvironment().run(activities().returnToPool, {
       claimId: 'claim-accepted-anyway',
-      reserved: {
-        rowId: row.id,
-        volumeId: row.volumeId,
-        sizeGb: row.sizeGb,
-        snapshotId: row.snapshotId,
-      },
+      reserved: reservedVolume(row) as ReservedVolume,
     });
     assert.equal(back, 'accepted');
     assert.equal((await repo.get(row.id))?.status, 'reserved');
@@ -321,12 +317,7 @@ describe('failure paths (real stack + fault proxy)', () => {
       activities(byName, cinderFromConfig(config)).returnToPool,
       {
         claimId: 'claim-by-name',
-        reserved: {
-          rowId: row.id,
-          volumeId: row.volumeId,
-          sizeGb: row.sizeGb,
-          snapshotId: row.snapshotId,
-        },
+        reserved: reservedVolume(row) as ReservedVolume,
       },
     );
     assert.equal(back, 'released');
@@ -479,12 +470,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     const claimId = unique('claim-twin-handoff');
     const row = await repo.reserve('sas', 'Debian8 64bit', claimId);
     assert.ok(row?.volumeId);
-    const reserved = {
-      rowId: row.id,
-      volumeId: row.volumeId,
-      sizeGb: row.sizeGb,
-      snapshotId: row.snapshotId,
-    };
+    const reserved = reservedVolume(row) as ReservedVolume;
     const target = {
       claimId,
       projectId: ALPHA,

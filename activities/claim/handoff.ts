@@ -18,11 +18,13 @@ import {
   ClaimNameRepository,
   OsImageRepository,
   PoolRepository,
+  type PoolVolume,
 } from '../../lib/pool-state/repository';
 import { failpoint } from '../../lib/failpoints';
 import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Deps } from '../deps';
+import { workflowRunning } from '../../lib/temporal/workflows';
 import { deletePoolVolume, toFailure } from '../fill/volumes';
 import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
 
@@ -51,6 +53,12 @@ export interface CurrentImage {
 
 const nonRetryable = (type: string, message: string) =>
   ApplicationFailure.create({ type, message, nonRetryable: true });
+
+/** A reserved pool row as the claim's steps know it; null while it has no volume yet. */
+export function reservedVolume(row: PoolVolume): ReservedVolume | null {
+  if (!row.volumeId) return null;
+  return { rowId: row.id, volumeId: row.volumeId, sizeGb: row.sizeGb, snapshotId: row.snapshotId };
+}
 
 /** The description of a volume made by plain creation: the claim's mark on what it owns. */
 export const createdByClaim = (claimId: string) => `created by warm pool claim ${claimId}`;
@@ -87,17 +95,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     }
   }
 
-  /** Whether the claim workflow `claimId` is still running (unknown counts as not). */
-  async function claimRunning(claimId: string): Promise<boolean> {
-    if (!temporal) return true; // cannot tell: never take a lock over blindly
-    return temporal.workflow
-      .getHandle(claimId)
-      .describe()
-      .then(
-        (d) => d.status.name === 'RUNNING',
-        (err: Error) => (err.name === 'WorkflowNotFoundError' ? false : Promise.reject(err)),
-      );
-  }
+  /** Whether the claim workflow `claimId` is still running (without Temporal: assume so). */
+  const claimRunning = (claimId: string) =>
+    temporal ? workflowRunning(temporal, claimId) : Promise.resolve(true);
 
   /**
    * Takes the (project, name) lock for this claim, then looks the name up in the tenant's
@@ -142,13 +142,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     snapshotId: string;
   }): Promise<ReservedVolume | null> {
     const row = await repo.reserve(input.volumeType, input.os, input.claimId, input.snapshotId);
-    if (!row || !row.volumeId) return null;
-    return {
-      rowId: row.id,
-      volumeId: row.volumeId,
-      sizeGb: row.sizeGb,
-      snapshotId: row.snapshotId,
-    };
+    return row ? reservedVolume(row) : null;
   }
 
   async function inTenant(t: ClaimTarget, volumeId: string): Promise<Volume | null> {
@@ -210,9 +204,8 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     try {
       await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
     } catch (err) {
-      if (await inTenant(t, reserved.volumeId).catch(() => null)) {
-        return { volumeId: reserved.volumeId }; // the accept took effect; its reply was lost
-      }
+      // (Should the accept have taken effect after all, the delete finds no transfer, and
+      // handOff's catch finds the volume in the tenant's project: success.)
       // Give the volume back to the admin project's `available` state before failing.
       await cinder
         .deleteTransfer(transfer.id)
@@ -445,7 +438,6 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     }
   }
 
-  /** A pool hit consumed stock: start a fill now rather than at the next tick (skipped if one runs). */
   /**
    * A pool hit consumed stock: ask for a fill now rather than at the next tick. A burst must not
    * become a storm of schedule calls: this worker sends at most one request per window, plus one

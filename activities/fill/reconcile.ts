@@ -16,14 +16,9 @@ import {
 import { TAGS } from '../../lib/pool-state/naming';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
+import { workflowRunning } from '../../lib/temporal/workflows';
 import { CinderError } from '../../lib/cinder';
-import {
-  deleteOrFlag,
-  deletePoolVolume,
-  refusedForGood,
-  removePoolVolume,
-  toFailure,
-} from './volumes';
+import { deleteOrFlag, deletePoolVolume, removePoolVolume, toFailure } from './volumes';
 
 export interface CheckResult {
   releasedOrphans: number;
@@ -94,14 +89,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
   ): Promise<boolean> {
     if (!temporal || !row.reservedBy || !row.reservedAt) return false;
     if (Date.now() - row.reservedAt.getTime() < ORPHANED_RESERVATION_MS) return false;
-    const running = await temporal.workflow
-      .getHandle(row.reservedBy)
-      .describe()
-      .then(
-        (d) => d.status.name === 'RUNNING',
-        (err: Error) => (err.name === 'WorkflowNotFoundError' ? false : Promise.reject(err)),
-      );
-    if (running) return false;
+    if (await workflowRunning(temporal, row.reservedBy)) return false;
     const v = row.volumeId
       ? (volumes.get(row.volumeId) ?? (await cinder.findVolume(row.volumeId)))
       : null;
@@ -305,7 +293,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         } catch (err) {
           // One undeletable leak (attached by someone…) must not stop the pass nor the fill: it
           // stays sighted and is tried again on the next pass.
-          if (!refusedForGood(err) && !(err instanceof CinderError)) throw err;
+          if (!(err instanceof CinderError)) throw err;
           log.warn(`could not delete leaked pool volume ${v.id}: ${err.message}`);
           await db.query(`UPDATE leak_sightings SET last_pass = $2 WHERE volume_id = $1`, [
             v.id,

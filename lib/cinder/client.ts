@@ -90,6 +90,8 @@ function toTransfer(t: Raw): Transfer {
 
 /** What a client and every client derived from it (asProject, withSignal) share. */
 interface Shared {
+  /** One HTTP agent: a derived client differs only in identity and abort signal. */
+  http: AxiosInstance;
   /** The transfer API the server offers: probed once per root client, not per derived one. */
   transferApi?: Promise<'volume-transfers' | 'os-volume-transfer'>;
   /** HTTP requests sent to Cinder (the pool's cost in Cinder calls). */
@@ -97,7 +99,6 @@ interface Shared {
 }
 
 export class CinderClient {
-  private readonly http: AxiosInstance;
   private readonly shared: Shared;
 
   constructor(
@@ -105,13 +106,19 @@ export class CinderClient {
     private readonly opts: CinderClientOptions = {},
     shared?: Shared,
   ) {
-    this.shared = shared ?? { calls: 0 };
-    this.http = axios.create({
-      timeout: opts.timeoutMs ?? 30_000,
-      validateStatus: () => true,
-      // Cinder answers small JSON documents; anything huge is a bug, not a volume list.
-      maxContentLength: 64 * 1024 * 1024,
-    });
+    this.shared = shared ?? {
+      calls: 0,
+      http: axios.create({
+        timeout: opts.timeoutMs ?? 30_000,
+        validateStatus: () => true,
+        // Cinder answers small JSON documents; anything huge is a bug, not a volume list.
+        maxContentLength: 64 * 1024 * 1024,
+      }),
+    };
+  }
+
+  private get http(): AxiosInstance {
+    return this.shared.http;
   }
 
   /** The same client acting as another project (the tenant side of a transfer). */
