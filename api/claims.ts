@@ -1,14 +1,18 @@
 /**
- * Claims over HTTP. POST starts (or joins) the claim workflow `claim-<requestId>` and waits a
- * bounded time: 201 with the volume when done, else 202 with Location. The same requestId with a
+ * Claims over HTTP. POST starts (or joins) the claim workflow `claim-<requestId>` with
+ * update-with-start and waits a bounded time: 201 with the volume as soon as the tenant has it
+ * (the workflow's bookkeeping goes on after the answer), else 202 with Location. The same requestId with a
  * different body is a 409 (the body's hash is the workflow's memo). GET reads the workflow:
  * a query while it runs, its result or failure once closed. Temporal unreachable → 503.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import {
+  WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type WorkflowStartOptions,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
@@ -19,6 +23,8 @@ import type { AppConfig } from '../lib/config/load';
 import type { ApiMetrics } from './metrics';
 import { withTimeout } from './timeout';
 import {
+  BODY_MISMATCH,
+  claimDeliveredUpdate,
   claimVolumeWorkflow,
   type ClaimInput,
   type ClaimResult,
@@ -84,25 +90,97 @@ async function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
   }
 }
 
+class BodyMismatch extends Error {
+  constructor(requestId: string) {
+    super(`requestId ${requestId} was already used with a different body`);
+  }
+}
+
+/** The claim itself failed (its `delivered` update says why). */
+class ClaimFailed extends Error {}
+
+type ClaimStart = WorkflowStartOptions<typeof claimVolumeWorkflow> & {
+  workflowId: string;
+  memo: { bodyHash: string };
+  workflowIdConflictPolicy: WorkflowIdConflictPolicy;
+};
+
+/** How long the API waits for its first answer before it makes sure the claim exists. */
+const FIRST_ANSWER_MS = 5000;
+
 /**
- * The claim's result if it ends within `ms`, else null. The long poll behind result() is
- * cancelled at the deadline (nothing keeps running after a 202), and its timer cleared.
+ * Starts (or joins) the claim and waits up to `waitMs` for its answer, with update-with-start:
+ * the `delivered` update answers as soon as the tenant has the volume (early return), while the
+ * workflow finishes its bookkeeping. Before any 202 the claim is known to exist: without an
+ * answer within a few seconds (no worker yet, a queue, or Temporal gone), a plain idempotent
+ * start confirms it, checks the body, and tells Temporal down (503) from busy (202).
+ * `closed`: the claim ended before this request (update-with-start cannot join it).
  */
-async function resultWithin(
+async function deliveredWithin(
   temporal: Client,
-  handle: WorkflowHandle<typeof claimVolumeWorkflow>,
-  ms: number,
-): Promise<ClaimResult | null> {
+  start: ClaimStart,
+  bodyHash: string,
+  waitMs: number,
+): Promise<{ result?: ClaimResult; closed?: boolean }> {
+  const began = Date.now();
   const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), ms);
+  const update = temporal
+    .withAbortSignal(stop.signal, () =>
+      temporal.workflow.executeUpdateWithStart(claimDeliveredUpdate, {
+        args: [{ bodyHash }],
+        startWorkflowOperation: new WithStartWorkflowOperation(claimVolumeWorkflow, start),
+      }),
+    )
+    .then(
+      (result) => ({ result }),
+      (err: unknown) => ({ err }),
+    );
+  const within = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, ms))));
+    try {
+      return await Promise.race([update, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   try {
-    return await temporal.withAbortSignal(stop.signal, () => handle.result());
+    let outcome = await within(Math.min(waitMs, FIRST_ANSWER_MS));
+    if (outcome === null) {
+      // No answer yet: make sure the claim exists and is this body's (proves Temporal is up).
+      if ((await startOrJoin(temporal, start)) === 'closed') return { closed: true };
+      outcome = await within(waitMs - (Date.now() - began));
+      if (outcome === null) return {};
+    }
+    if ('result' in outcome) return { result: outcome.result };
+    throw outcome.err;
   } catch (err) {
-    if (stop.signal.aborted && !(err instanceof WorkflowFailedError)) return null;
+    // Ended before this request, or while it waited (terminated): answered from its close.
+    if (err instanceof WorkflowExecutionAlreadyStartedError || err instanceof WorkflowNotFoundError)
+      return { closed: true };
+    if (err instanceof WorkflowUpdateFailedError) {
+      const cause = err.cause as { type?: string; message?: string } | undefined;
+      if (cause?.type === BODY_MISMATCH) throw new BodyMismatch(start.args[0].requestId);
+      throw new ClaimFailed(cause?.message ?? err.message);
+    }
     throw asTemporalDown(err);
   } finally {
-    clearTimeout(timer);
+    stop.abort(); // no update poll outlives the request
   }
+}
+
+/** The plain, idempotent start: 'closed' if the claim ended before; checks the body's hash. */
+async function startOrJoin(temporal: Client, start: ClaimStart): Promise<'running' | 'closed'> {
+  let handle: WorkflowHandle<typeof claimVolumeWorkflow>;
+  try {
+    handle = await bounded(temporal.workflow.start(claimVolumeWorkflow, start));
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return 'closed';
+    throw err;
+  }
+  const desc = await bounded(handle.describe());
+  if (desc.memo?.bodyHash !== start.memo.bodyHash) throw new BodyMismatch(start.args[0].requestId);
+  return 'running';
 }
 
 /** Text Cinder would choke on (a NUL, a lone surrogate): refused up front, not retried later. */
@@ -170,46 +248,53 @@ export function registerClaimRoutes(
         .digest('hex');
       const workflowId = claimWorkflowId(b.requestId);
 
-      let handle: WorkflowHandle<typeof claimVolumeWorkflow>;
-      try {
-        try {
-          handle = await bounded(
-            temporal.workflow.start(claimVolumeWorkflow, {
-              taskQueue: config.temporal.taskQueue,
-              workflowId,
-              args: [input],
-              memo: { bodyHash },
-              workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-              workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-            }),
-          );
-        } catch (err) {
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-          handle = temporal.workflow.getHandle(workflowId); // done before: answer with its outcome
-        }
-        const desc = await bounded(handle.describe());
-        if (desc.memo?.bodyHash !== bodyHash) {
-          return reply
-            .status(409)
-            .send({ error: `requestId ${b.requestId} was already used with a different body` });
-        }
-        reply.header('Location', location(b.requestId));
-        const result = await resultWithin(temporal, handle, config.api.claimWaitMs);
-        if (result === null) {
-          metrics.claims.inc({ outcome: 'running', status: '202' });
-          return reply.status(202).send({ requestId: b.requestId, status: 'running' });
-        }
+      const startOptions = {
+        taskQueue: config.temporal.taskQueue,
+        workflowId,
+        args: [input] as [ClaimInput],
+        memo: { bodyHash },
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      };
+      const answered = (result: ClaimResult) => {
         metrics.claims.inc({ outcome: result.outcome, status: '201' });
         metrics.claimSeconds.observe(
           { outcome: result.outcome },
           (result.timingsMs.total ?? 0) / 1000,
         );
-        return reply.status(201).send({ requestId: b.requestId, status: 'completed', ...result });
+        return reply
+          .header('Location', location(b.requestId))
+          .status(201)
+          .send({ requestId: b.requestId, status: 'completed', ...result });
+      };
+      const running = () => {
+        metrics.claims.inc({ outcome: 'running', status: '202' });
+        return reply
+          .header('Location', location(b.requestId))
+          .status(202)
+          .send({ requestId: b.requestId, status: 'running' });
+      };
+      try {
+        const early = await deliveredWithin(
+          temporal,
+          startOptions,
+          bodyHash,
+          config.api.claimWaitMs,
+        );
+        if (early.result) return answered(early.result);
+        if (!early.closed) return running();
+        // A claim that ended before: its outcome (the same body's) is the answer.
+        const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(workflowId);
+        const desc = await bounded(handle.describe());
+        if (desc.memo?.bodyHash !== bodyHash) throw new BodyMismatch(b.requestId);
+        return answered(await bounded(handle.result()));
       } catch (err) {
         if (err instanceof TemporalDown) return serviceUnavailable(reply, err);
-        if (err instanceof WorkflowFailedError) {
+        if (err instanceof BodyMismatch) return reply.status(409).send({ error: err.message });
+        if (err instanceof WorkflowFailedError || err instanceof ClaimFailed) {
           metrics.claims.inc({ outcome: 'failed', status: '422' });
           return reply
+            .header('Location', location(b.requestId))
             .status(422)
             .send({ requestId: b.requestId, status: 'failed', error: failureReason(err) });
         }

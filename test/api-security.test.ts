@@ -136,22 +136,31 @@ describe('API security', () => {
     }
   });
 
-  test('a 202 leaves no long poll behind; Temporal failing under result() is a 503', async () => {
+  test('a 202 leaves no long poll behind; Temporal failing under the wait is a 503', async () => {
     // A task queue no worker polls: the claim runs until terminated, so the API answers 202.
     const { config: quick } = testConfig({ POOL__API__CLAIM_WAIT_SECOND: '0.3' });
     const svc = temporal.workflowService;
-    const history = svc.getWorkflowExecutionHistory.bind(svc);
+    // The calls a claim waits on: update-with-start, the update's poll, a result's long poll.
+    const waits = [
+      'executeMultiOperation',
+      'pollWorkflowExecutionUpdate',
+      'getWorkflowExecutionHistory',
+    ] as const;
+    const originals = waits.map((m) => [m, svc[m]] as const);
     let polls = 0;
     let fail = false;
-    svc.getWorkflowExecutionHistory = (async (req: Parameters<typeof history>[0]) => {
-      if (fail) throw Object.assign(new Error('14 UNAVAILABLE: connection reset'), { code: 14 });
-      polls++;
-      try {
-        return await history(req);
-      } finally {
-        polls--;
-      }
-    }) as typeof svc.getWorkflowExecutionHistory;
+    for (const [m, original] of originals) {
+      const bound = (original as (req: unknown) => Promise<unknown>).bind(svc);
+      (svc as unknown as Record<string, unknown>)[m] = async (req: unknown) => {
+        if (fail) throw Object.assign(new Error('14 UNAVAILABLE: connection reset'), { code: 14 });
+        polls++;
+        try {
+          return await bound(req);
+        } finally {
+          polls--;
+        }
+      };
+    }
     const quickApp = buildApi({ config: quick, db, temporal });
     const auth = { authorization: `Bearer ${key}` };
     const ids: string[] = [];
@@ -166,7 +175,7 @@ describe('API security', () => {
       });
       assert.equal(res.statusCode, 202, res.body);
       await new Promise((r) => setTimeout(r, 200));
-      assert.equal(polls, 0, 'the long poll of result() was cancelled with the 202');
+      assert.equal(polls, 0, 'the waiting call was cancelled with the 202');
 
       fail = true;
       const b2 = body();
@@ -180,7 +189,8 @@ describe('API security', () => {
       assert.equal(down.statusCode, 503, down.body);
       assert.match(down.json().error, /Temporal unreachable/);
     } finally {
-      svc.getWorkflowExecutionHistory = history;
+      for (const [m, original] of originals)
+        (svc as unknown as Record<string, unknown>)[m] = original;
       await quickApp.close();
       for (const id of ids)
         await temporal.workflow

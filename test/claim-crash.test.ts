@@ -200,7 +200,7 @@ describe('claim crash safety (worker SIGKILL at exact steps)', () => {
         assert.equal(running.json().status, 'running', running.body);
         assert.match(
           running.json().step ?? 'null',
-          /^(started|lookup|reserve|create|wait-available|null)$/,
+          /^(started|lock|lookup|reserve|create|wait-available|null)$/,
         );
         const done = await waitFor(
           'claim completed',

@@ -11,7 +11,9 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  condition,
   defineQuery,
+  defineUpdate,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -20,7 +22,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ClaimTarget, CurrentImage, ReservedVolume } from '../activities/claim/handoff';
+import type {
+  ClaimTarget,
+  CurrentImage,
+  Delivery,
+  ReservedVolume,
+} from '../activities/claim/handoff';
 import { LOCAL_PROFILES, PROFILES } from './profiles';
 import { failureReason } from './failures';
 
@@ -31,6 +38,7 @@ const db = proxyActivities<Activities>(PROFILES.database);
 const names = proxyActivities<Activities>(PROFILES.claimNameLock);
 const extend = proxyActivities<Activities>(PROFILES.tenantExtend);
 const localDb = proxyLocalActivities<Activities>(LOCAL_PROFILES.database);
+const localNames = proxyLocalActivities<Activities>(LOCAL_PROFILES.claimNameLock);
 
 /** Names of patches (see patched()): claims started by older code replay on their old path. */
 export const CLAIM_PATCHES = {
@@ -42,6 +50,11 @@ export const CLAIM_PATCHES = {
   createDeadline: 'claim-create-deadline',
   /** The short database steps (image, reserve, name release, refill request) run locally. */
   localSteps: 'claim-local-steps',
+  /**
+   * A pool hit in one activity (lookup alongside the transfer, accept, one renaming PUT), the
+   * name lock taken locally, and the row dropped after the answer is out.
+   */
+  fastPath: 'claim-fast-path',
 } as const;
 
 /** What to claim: the target of the activities (tenant, name, OS, type, size) plus the request. */
@@ -73,6 +86,17 @@ export interface ClaimStatus {
 
 export const claimStatusQuery = defineQuery<ClaimStatus>('status');
 
+/**
+ * Early return: the API starts the claim with this update (update-with-start) and gets the
+ * answer as soon as the tenant has the volume, while the workflow finishes its bookkeeping.
+ * `bodyHash` must be the one the claim was started with (its memo): a reused requestId with
+ * another body is rejected, and nothing is written to the history.
+ */
+export const claimDeliveredUpdate = defineUpdate<ClaimResult, [{ bodyHash?: string }]>('delivered');
+
+/** The error type of a rejected `delivered` update whose body differs from the claim's. */
+export const BODY_MISMATCH = 'BodyMismatch';
+
 export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResult> {
   const started = Date.now();
   const timingsMs: Record<string, number> = {};
@@ -84,6 +108,25 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     fallbackReason: null,
   };
   setHandler(claimStatusQuery, () => status);
+  let answer: ClaimResult | undefined;
+  let failure: string | undefined;
+  setHandler(
+    claimDeliveredUpdate,
+    async () => {
+      await condition(() => answer !== undefined || failure !== undefined);
+      if (answer) return answer;
+      throw ApplicationFailure.nonRetryable(failure as string, 'ClaimFailed');
+    },
+    {
+      validator: ({ bodyHash }) => {
+        if (bodyHash !== workflowInfo().memo?.bodyHash)
+          throw ApplicationFailure.nonRetryable(
+            `requestId ${input.requestId} was already used with a different body`,
+            BODY_MISMATCH,
+          );
+      },
+    },
+  );
   upsertSearchAttributes({
     PoolProject: [input.projectId],
     PoolOs: [input.os ?? '-'],
@@ -113,17 +156,53 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
       timingsMs,
     };
     if (extendError !== undefined) result.extendError = extendError;
+    answer = result;
     return result;
   };
 
-  const nameLocked = input.systemDisk && patched(CLAIM_PATCHES.nameLock);
+  const fast = input.systemDisk && patched(CLAIM_PATCHES.fastPath);
+  const nameLocked = fast || (input.systemDisk && patched(CLAIM_PATCHES.nameLock));
   // Decided once per claim: a claim started before the change keeps normal activities.
-  const local = patched(CLAIM_PATCHES.localSteps);
+  const local = fast || patched(CLAIM_PATCHES.localSteps);
   const steps = local ? localDb : db;
   const refill = local ? localDb : call;
   try {
     let image: CurrentImage | null = null;
-    if (input.systemDisk) {
+    if (fast) {
+      const pool = await fromPool(input, target, status);
+      if ('existing' in pool) {
+        mark('lookup');
+        status.fallbackReason = null;
+        return done(pool.existing, 'existing');
+      }
+      if ('delivery' in pool) {
+        const { delivery, reserved } = pool;
+        mark('delivered');
+        if (delivery.existing) {
+          await localDb.settleReservation({
+            claimId: target.claimId,
+            rowId: reserved.rowId,
+            delivered: false,
+          });
+          return done(delivery.volumeId, 'existing');
+        }
+        if (target.sizeGb && target.sizeGb > (delivery.sizeGb ?? 0)) {
+          status.step = 'extend';
+          const grown = await extend.extendTenantVolume({ target, volumeId: delivery.volumeId });
+          extendError = grown.extendError;
+          mark('extended');
+        }
+        const result = done(delivery.volumeId, 'pool');
+        // The answer is out with this workflow task (normal activities do not hold it back the
+        // way local ones would); the row and the refill follow.
+        await Promise.all([
+          db.settleReservation({ claimId: target.claimId, rowId: reserved.rowId, delivered: true }),
+          call.triggerRefill(),
+        ]);
+        return result;
+      }
+      image = pool.image;
+    } else if (input.systemDisk) {
       status.step = 'lookup';
       const existing = nameLocked
         ? await names.claimName(target)
@@ -131,20 +210,9 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
       mark('lookup');
       if (existing) return done(existing.volumeId, 'existing');
 
-      image = await steps.currentImage({ os: input.os as string, volumeType: input.volumeType });
-      if (!image) {
-        // No fill has run yet (fresh install): resolve the images from Cinder now.
-        const resolved = await call.resolveImages({});
-        const img = resolved.images.find((i) => i.os === input.os && i.type === input.volumeType);
-        image = img
-          ? { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb }
-          : null;
-      }
-      if (!image)
-        throw ApplicationFailure.nonRetryable(
-          `no current image for ${input.volumeType}/${input.os}`,
-          'UnknownImage',
-        );
+      image =
+        (await steps.currentImage({ os: input.os as string, volumeType: input.volumeType })) ??
+        (await imageFromCinder(input.os as string, input.volumeType));
 
       status.step = 'reserve';
       const reserved: ReservedVolume | null = await steps.reservePoolVolume({
@@ -217,10 +285,75 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     });
     mark('available');
     return done(created.volumeId, 'created');
+  } catch (err) {
+    failure = failureReason(err); // a waiting `delivered` update fails with the claim
+    throw err;
   } finally {
     if (nameLocked) {
       // Even when the claim failed or was cancelled: the next claim for this name may go.
       await CancellationScope.nonCancellable(() => steps.releaseClaimName(target));
     }
   }
+}
+
+/** Where a fast-path system disk stands after the pool: delivered, already there, or to create. */
+type PoolAnswer =
+  { delivery: Delivery; reserved: ReservedVolume } | { existing: string } | { image: CurrentImage };
+
+/**
+ * The pool side of a system disk claim (patch claim-fast-path): the name lock and the
+ * reservation are local steps, the hand-off with its lookup is one activity. A failed hand-off
+ * gives the volume back (or finishes it, if the accept took effect after all) and leaves the
+ * claim to plain creation; the name is then looked up on its own.
+ */
+async function fromPool(
+  input: ClaimInput,
+  target: ClaimTarget,
+  status: ClaimStatus,
+): Promise<PoolAnswer> {
+  status.step = 'lock';
+  await localNames.lockClaimName(target);
+  status.step = 'reserve';
+  const os = input.os as string;
+  const image =
+    (await localDb.currentImage({ os, volumeType: input.volumeType })) ??
+    (await imageFromCinder(os, input.volumeType));
+  const reserved = await localDb.reservePoolVolume({
+    claimId: target.claimId,
+    os,
+    volumeType: input.volumeType,
+    snapshotId: image.snapshotId,
+  });
+  if (reserved) {
+    status.step = 'transfer';
+    try {
+      return { delivery: await handoff.deliverPoolVolume({ target, reserved }), reserved };
+    } catch (err) {
+      status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
+      status.step = 'compensate';
+      if ((await call.returnToPool({ claimId: target.claimId, reserved })) === 'accepted') {
+        status.fallbackReason = null;
+        status.step = 'finish';
+        const done = await handoff.finishHandOff({ target, reserved, extend: false });
+        return { delivery: { existing: false, ...done }, reserved };
+      }
+    }
+  } else {
+    status.fallbackReason = 'pool empty';
+  }
+  status.step = 'lookup';
+  const existing = await call.findTenantVolume(target);
+  return existing ? { existing: existing.volumeId } : { image };
+}
+
+/** No fill has run yet (a fresh install): the OS's image straight from Cinder. */
+async function imageFromCinder(os: string, volumeType: string): Promise<CurrentImage> {
+  const resolved = await call.resolveImages({});
+  const img = resolved.images.find((i) => i.os === os && i.type === volumeType);
+  if (!img)
+    throw ApplicationFailure.nonRetryable(
+      `no current image for ${volumeType}/${os}`,
+      'UnknownImage',
+    );
+  return { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb };
 }

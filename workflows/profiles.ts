@@ -138,4 +138,16 @@ export const LOCAL_PROFILES = {
       maximumInterval: '15 seconds',
     },
   },
+  /** The (project, name) lock, locally: waits (as timers) while another claim holds the name. */
+  claimNameLock: {
+    startToCloseTimeout: '30 seconds',
+    scheduleToCloseTimeout: '40 minutes',
+    localRetryThreshold: '2 seconds',
+    retry: {
+      initialInterval: '200 milliseconds',
+      backoffCoefficient: 1.5,
+      maximumInterval: '5 seconds',
+      nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
+    },
+  },
 } satisfies Record<string, LocalActivityOptions>;

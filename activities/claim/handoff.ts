@@ -45,6 +45,14 @@ export interface ReservedVolume {
   snapshotId: string;
 }
 
+/** A pool hit's answer: the volume delivered to the tenant, or the one found there already. */
+export interface Delivery {
+  existing: boolean;
+  volumeId: string;
+  /** The delivered volume's size (null for an existing one). */
+  sizeGb: number | null;
+}
+
 export interface CurrentImage {
   snapshotId: string;
   volumeType: string;
@@ -106,6 +114,12 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
    * never take two pool volumes nor create two volumes.
    */
   async function claimName(t: ClaimTarget): Promise<{ volumeId: string; status: string } | null> {
+    await lockClaimName(t);
+    return findTenantVolume(t);
+  }
+
+  /** The (project, name) lock alone (see claimName); the lookup is left to the caller. */
+  async function lockClaimName(t: ClaimTarget): Promise<void> {
     const holder = await names.lock(t.projectId, t.name, t.claimId);
     if (holder !== t.claimId) {
       const taken =
@@ -117,7 +131,6 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
           message: `claim ${holder} is making a volume named ${JSON.stringify(t.name)} in this project`,
         });
     }
-    return findTenantVolume(t);
   }
 
   async function releaseClaimName(t: ClaimTarget): Promise<void> {
@@ -180,21 +193,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     // looks at it.) That keeps a first-attempt hand-off at two Cinder calls.
     if (Context.current().info.attempt > 1) {
       if (await inTenant(t, reserved.volumeId)) return { volumeId: reserved.volumeId }; // accepted before a crash
-      // A pending transfer here belongs to a dead attempt (a live twin cannot hold the lock):
-      // its auth key is lost with it, so it is cancelled and a new one made.
-      for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
-        log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
-        await cinder.deleteTransfer(stale.id);
-      }
-      const v = await cinder.findVolume(reserved.volumeId);
-      if (!v)
-        throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
-      if (v.status !== 'available') {
-        throw nonRetryable(
-          'PoolVolumeUnusable',
-          `pool volume ${reserved.volumeId} is ${v.status}, not available`,
-        );
-      }
+      await clearEarlierAttempt(reserved);
     }
     const transfer = await cinder.createTransfer(
       reserved.volumeId,
@@ -220,6 +219,136 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     }
     failpoint('claim.after-accept');
     return { volumeId: reserved.volumeId };
+  }
+
+  /**
+   * The whole pool hit in one activity: the name lookup runs alongside the transfer create,
+   * then accept, then one PUT that renames and drops the pool tags. A first attempt makes
+   * exactly those four Cinder calls. A volume of that name found in the tenant's project wins:
+   * the transfer is deleted and the claim answers `existing` (the caller gives the row back).
+   * A retry (or any failure) first asks whether the accept already happened; then the rename is
+   * all that is left. The pool row is left to the caller (dropped once the answer is out).
+   */
+  async function deliverPoolVolume(input: {
+    target: ClaimTarget;
+    reserved: ReservedVolume;
+  }): Promise<Delivery> {
+    const { target: t, reserved } = input;
+    return exclusive(db, `handoff:${t.claimId}`, async () => {
+      try {
+        if (Context.current().info.attempt > 1) {
+          if (await inTenant(t, reserved.volumeId)) return await renameDelivered(t, reserved);
+          const existing = await findTenantVolume(t);
+          if (existing) return await giveWayToExisting(reserved, existing.volumeId);
+          await clearEarlierAttempt(reserved);
+          return await transferAcceptRename(t, reserved, null);
+        }
+        return await transferAcceptRename(t, reserved, findTenantVolume(t));
+      } catch (err) {
+        // A volume in the tenant's project means the accept happened (a lost reply, a refused
+        // call after Cinder acted): finish it, never fall back.
+        if (await inTenant(t, reserved.volumeId).catch(() => null)) {
+          log.warn(`accept of ${reserved.volumeId} took effect despite: ${(err as Error).message}`);
+          return await renameDelivered(t, reserved).catch((e: unknown) => {
+            throw toFailure(e);
+          });
+        }
+        throw toFailure(err);
+      }
+    });
+  }
+
+  /**
+   * Transfer (while `lookup` runs, if given), accept, rename. Whatever fails before the accept
+   * deletes the transfer, so the volume is `available` in the pool's project again.
+   */
+  async function transferAcceptRename(
+    t: ClaimTarget,
+    reserved: ReservedVolume,
+    lookup: Promise<{ volumeId: string } | null> | null,
+  ): Promise<Delivery> {
+    const cinder = admin();
+    const [found, made] = await Promise.allSettled([
+      lookup ?? Promise.resolve(null),
+      cinder.createTransfer(reserved.volumeId, `warm pool claim ${t.claimId}`.slice(0, 255)),
+    ]);
+    const dropTransfer = async () => {
+      if (made.status !== 'fulfilled') return;
+      await cinder
+        .deleteTransfer(made.value.id)
+        .catch((e: Error) => log.warn(`could not delete transfer ${made.value.id}: ${e.message}`));
+    };
+    if (found.status === 'rejected') {
+      await dropTransfer();
+      throw found.reason;
+    }
+    if (found.value) {
+      await dropTransfer();
+      return { existing: true, volumeId: found.value.volumeId, sizeGb: null };
+    }
+    if (made.status === 'rejected') throw made.reason;
+    const transfer = made.value;
+    failpoint('claim.after-transfer-create');
+    try {
+      await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
+    } catch (err) {
+      await dropTransfer();
+      if (err instanceof CinderOverLimit) {
+        throw nonRetryable(
+          'AcceptRefused',
+          `the tenant's project cannot take the volume: ${err.message}`,
+        );
+      }
+      throw err;
+    }
+    failpoint('claim.after-accept');
+    return renameDelivered(t, reserved);
+  }
+
+  /** The accepted volume gets the requested name and loses the pool tags, in one PUT. */
+  async function renameDelivered(t: ClaimTarget, reserved: ReservedVolume): Promise<Delivery> {
+    const v = await tenant(t).updateVolume(reserved.volumeId, { name: t.name, metadata: {} });
+    failpoint('claim.after-rename');
+    return { existing: false, volumeId: v.id, sizeGb: v.size };
+  }
+
+  /** A retry found the name taken in the tenant's project (by this claim's volume or another). */
+  async function giveWayToExisting(reserved: ReservedVolume, volumeId: string): Promise<Delivery> {
+    for (const stale of await admin().listTransfers({ volumeId: reserved.volumeId }))
+      await admin().deleteTransfer(stale.id);
+    return { existing: true, volumeId, sizeGb: null };
+  }
+
+  /**
+   * Before a retry's transfer: a pending transfer here belongs to a dead attempt (a live twin
+   * cannot hold the lock) and its auth key died with it, so it is deleted; the volume must
+   * still exist and be available.
+   */
+  async function clearEarlierAttempt(reserved: ReservedVolume): Promise<void> {
+    const cinder = admin();
+    for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
+      log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
+      await cinder.deleteTransfer(stale.id);
+    }
+    const v = await cinder.findVolume(reserved.volumeId);
+    if (!v)
+      throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
+    if (v.status !== 'available') {
+      throw nonRetryable(
+        'PoolVolumeUnusable',
+        `pool volume ${reserved.volumeId} is ${v.status}, not available`,
+      );
+    }
+  }
+
+  /** After a pool hit: the delivered volume's row goes; on `existing`, the row is released. */
+  async function settleReservation(input: {
+    claimId: string;
+    rowId: number;
+    delivered: boolean;
+  }): Promise<void> {
+    if (input.delivered) await repo.delete(input.rowId);
+    else await repo.release(input.rowId, input.claimId);
   }
 
   /**
@@ -477,11 +606,14 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   return {
     findTenantVolume,
     claimName,
+    lockClaimName,
     releaseClaimName,
     extendTenantVolume,
     currentImage,
     reservePoolVolume,
     handOff,
+    deliverPoolVolume,
+    settleReservation,
     finishHandOff,
     returnToPool,
     createTenantVolume,

@@ -6,6 +6,7 @@
 export const TENANT_PROJECTS = {
   alpha: '1e5f0c9a7b3d4f2e8a6c5b4d3e2f1a0b',
   beta: '7c2a9e4f1b6d4a3c9e8f7a6b5c4d3e2f',
+  gamma: '3b8d6f1a2c4e4b7d9f0a1c2e3d4b5a69',
 } as const;
 
 export const TENANT_USER = 'tenant-user';

@@ -1,0 +1,296 @@
+/**
+ * `npm run bench:burst`: a burst of N concurrent claims through the API (default 60: 3 tenants ×
+ * 2 OS, stock for two thirds of them) against N concurrent bare Cinder sequences of the same mix
+ * on the same Cinder, in one run: a pool hit's transfer + accept + rename, a plain creation's
+ * create + polling until available. Prints throughput and p99 ratios, how many fill runs the
+ * burst started, and checks from Cinder itself that every claim got the right volume. Then the
+ * same with two worker processes on the task queue. Needs the stack (`npm run stack:up`).
+ */
+import assert from 'node:assert/strict';
+import { loadConfig, type AppConfig } from '../lib/config/load';
+import { cinderFromConfig, type CinderClient } from '../lib/cinder';
+import { createDb, type Db } from '../lib/pool-state/db';
+import { PoolRepository } from '../lib/pool-state/repository';
+import { connectClient } from '../lib/temporal/connect';
+import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
+import { buildApi } from '../api/server';
+import { fillPoolWorkflow } from '../workflows';
+import { TENANT_PROJECTS, TENANT_QUOTA, TENANT_USER } from '../scripts/stack/cloud';
+import { exited, setCreateDelay, spawnWorker, taggedVolumes, wipePool } from '../test/support/pool';
+import { sleep, waitFor } from '../test/support/env';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+
+const N = Number(process.env.BENCH_BURST ?? 60);
+const OS = ['Debian8 64bit', 'Debian9 64bit'];
+const TENANTS = Object.values(TENANT_PROJECTS);
+const TYPE = 'sas';
+const POLL_SECONDS = 0.5;
+
+const quantile = (ms: number[], p: number) => {
+  const s = [...ms].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] as number;
+};
+const describe = (ms: number[]) =>
+  `p50 ${quantile(ms, 0.5).toFixed(0)} ms, p99 ${quantile(ms, 0.99).toFixed(0)} ms`;
+
+interface Claimed {
+  requestId: string;
+  projectId: string;
+  name: string;
+  os: string;
+  volumeId: string;
+  outcome: string;
+  ms: number;
+}
+
+function benchConfig(tag: string): { config: AppConfig; env: NodeJS.ProcessEnv } {
+  const perOs = Math.floor((N * 2) / 3 / OS.length);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: TYPE,
+    POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: OS.join(', '),
+    POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
+    POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(perOs),
+    POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
+    POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: String(POLL_SECONDS),
+    // The schedules exist (a claim's refill goes through them) but do not tick during the bench.
+    POOL__VOLUMES_BACKUP__BACKUP_FREQUENCY_MINUTE: '600',
+    POOL__VOLUMES_BACKUP__CHECK_STATE_FREQUENCY_MINUTE: '600',
+    POOL__VOLUMES__CONCURRENCY: '4',
+    POOL__TEMPORAL__TASK_QUEUE: `${tag}-tq`,
+    POOL__TEMPORAL__SCHEDULE_PREFIX: tag,
+    POOL__TEMPORAL__MANAGE_SCHEDULES: 'true',
+    POOL__API__CLAIM_WAIT_SECOND: '300',
+  };
+  return { config: loadConfig({ env }), env };
+}
+
+/** Worker processes on the bench's task queue; resolves once all of them poll it. */
+async function startWorkers(
+  client: Client,
+  config: AppConfig,
+  env: NodeJS.ProcessEnv,
+  count: number,
+) {
+  const children = Array.from({ length: count }, () => spawnWorker(env));
+  await waitFor(
+    `${count} worker(s) polling`,
+    async () => {
+      for (const c of children)
+        if (c.exitCode !== null) throw new Error(`worker exited: ${c.output()}`);
+      const res = await client.workflowService.describeTaskQueue({
+        namespace: config.temporal.namespace,
+        taskQueue: { name: config.temporal.taskQueue },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      });
+      return new Set((res.pollers ?? []).map((p) => p.identity)).size;
+    },
+    (n) => n >= count,
+    90_000,
+    500,
+  );
+  return {
+    async stop() {
+      for (const c of children) c.kill('SIGTERM');
+      await Promise.all(children.map((c) => exited(c)));
+    },
+  };
+}
+
+async function run(workers: number): Promise<void> {
+  const tag = `burst${process.pid}w${workers}`;
+  const { config, env } = benchConfig(tag);
+  const db = createDb(config.databaseUrl, 10);
+  const cinder = cinderFromConfig(config);
+  const client = await connectClient(config);
+  await wipePool(db);
+  for (const id of TENANTS) await cinder.updateQuota(id, TENANT_QUOTA);
+  await ensureSchedules(client, config);
+  const fleet = await startWorkers(client, config, env, workers);
+  const api = buildApi({ config, db, temporal: client });
+  const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
+  try {
+    const t0 = Date.now();
+    const fill = await client.workflow.execute(fillPoolWorkflow, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `${tag}-stock`,
+      args: [{}],
+    });
+    console.log(
+      `\n== ${workers} worker process(es): ${fill.available} pool volumes stocked in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+    );
+
+    // The burst: every claim at once, through the API.
+    const requests = Array.from({ length: N }, (_, i) => ({
+      requestId: `${tag}-${i}`,
+      projectId: TENANTS[i % TENANTS.length] as string,
+      name: `${tag}-vm-${i}`,
+      os: OS[Math.floor(i / TENANTS.length) % OS.length] as string,
+      volumeType: TYPE,
+    }));
+    const burstAt = new Date();
+    const started = performance.now();
+    const claimed: Claimed[] = await Promise.all(
+      requests.map(async (body) => {
+        const t = performance.now();
+        const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+        const ms = performance.now() - t;
+        if (res.statusCode !== 201)
+          throw new Error(`${body.requestId}: ${res.statusCode} ${res.body}`);
+        const r = res.json() as { volumeId: string; outcome: string };
+        return { ...body, volumeId: r.volumeId, outcome: r.outcome, ms };
+      }),
+    );
+    const claimWall = performance.now() - started;
+    const hits = claimed.filter((c) => c.outcome === 'pool').length;
+
+    // The same mix as bare Cinder sequences, all at once.
+    const bare = await bareBurst(config, cinder, hits, N - hits);
+
+    const claimMs = claimed.map((c) => c.ms);
+    console.log(
+      `claims: ${N} in ${(claimWall / 1000).toFixed(2)} s = ${((N * 1000) / claimWall).toFixed(1)}/s ` +
+        `(${hits} pool, ${N - hits} created), ${describe(claimMs)}`,
+    );
+    console.log(
+      `bare:   ${N} in ${(bare.wall / 1000).toFixed(2)} s = ${((N * 1000) / bare.wall).toFixed(1)}/s, ${describe(bare.ms)}`,
+    );
+    console.log(
+      `throughput ratio ${(bare.wall / claimWall).toFixed(2)} (target ≥ 0.8), ` +
+        `p99 ratio ${(quantile(claimMs, 0.99) / quantile(bare.ms, 0.99)).toFixed(2)} (target ≤ 1.5)`,
+    );
+
+    await checkInvariants(config, cinder, db, claimed);
+    const runs = await refillRuns(client, config, burstAt);
+    console.log(`fill runs started by the burst's refill requests: ${runs} (at most 2)`);
+    console.log(
+      'invariants hold: right project, name and image; none twice; none awaiting-transfer; rows = tagged volumes',
+    );
+
+    for (const c of claimed)
+      await cinder
+        .asProject(c.projectId, TENANT_USER)
+        .deleteVolume(c.volumeId)
+        .catch(() => undefined);
+  } finally {
+    await api.close();
+    await fleet.stop();
+    for (const id of Object.values(scheduleIds(config)))
+      await client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
+    await client.connection.close();
+    await db.end();
+  }
+}
+
+/** `hits` transfer + accept + rename sequences and `creates` create + poll sequences at once. */
+async function bareBurst(config: AppConfig, cinder: CinderClient, hits: number, creates: number) {
+  const snaps = new Map<string, string>();
+  for (const s of await cinder.listSnapshots())
+    for (const os of OS)
+      if (config.pool.snapshotNameRule.match(s.name, os, TYPE) !== null) snaps.set(os, s.id);
+  const snapshotId = snaps.get(OS[0] as string) as string;
+  const vols = [];
+  for (let i = 0; i < hits; i++)
+    vols.push(
+      await cinder.createVolume({ name: `bare-${i}`, size: 1, snapshotId, volumeType: TYPE }),
+    );
+  for (const v of vols)
+    while ((await cinder.getVolume(v.id)).status !== 'available') await sleep(100);
+  const made: { client: CinderClient; id: string }[] = [];
+  const started = performance.now();
+  const timed = async (fn: () => Promise<void>) => {
+    const t = performance.now();
+    await fn();
+    return performance.now() - t;
+  };
+  const ms = await Promise.all([
+    ...vols.map((v, i) =>
+      timed(async () => {
+        const tenant = cinder.asProject(TENANTS[i % TENANTS.length] as string, TENANT_USER);
+        const tr = await cinder.createTransfer(v.id, 'bench');
+        await tenant.acceptTransfer(tr.id, tr.authKey);
+        await tenant.updateVolume(v.id, { name: `bare-renamed-${i}`, metadata: {} });
+        made.push({ client: tenant, id: v.id });
+      }),
+    ),
+    ...Array.from({ length: creates }, (_, i) =>
+      timed(async () => {
+        const tenant = cinder.asProject(TENANTS[i % TENANTS.length] as string, TENANT_USER);
+        const v = await tenant.createVolume({
+          name: `bare-new-${i}`,
+          size: 1,
+          snapshotId,
+          volumeType: TYPE,
+        });
+        made.push({ client: tenant, id: v.id });
+        while ((await tenant.getVolume(v.id)).status !== 'available')
+          await sleep(POLL_SECONDS * 1000);
+      }),
+    ),
+  ]);
+  const wall = performance.now() - started;
+  for (const m of made) await m.client.deleteVolume(m.id).catch(() => undefined);
+  return { wall, ms };
+}
+
+/** Read from Cinder: every claim's volume is where and what it should be; the pool agrees. */
+async function checkInvariants(
+  config: AppConfig,
+  cinder: CinderClient,
+  db: Db,
+  claimed: Claimed[],
+) {
+  const ids = claimed.map((c) => c.volumeId);
+  assert.equal(new Set(ids).size, ids.length, 'a volume was handed out twice');
+  const current = new Map<string, string>();
+  for (const s of await cinder.listSnapshots())
+    for (const os of OS)
+      if (config.pool.snapshotNameRule.match(s.name, os, TYPE) !== null) current.set(os, s.id);
+  for (const c of claimed) {
+    const v = await cinder.getVolume(c.volumeId);
+    assert.equal(v.projectId, c.projectId, `${c.requestId}: in project ${v.projectId}`);
+    assert.equal(v.name, c.name, `${c.requestId}: named ${v.name}`);
+    assert.equal(v.snapshotId, current.get(c.os), `${c.requestId}: made from ${v.snapshotId}`);
+    assert.equal(v.status, 'available', `${c.requestId}: ${v.status}`);
+    assert.deepEqual(Object.keys(v.metadata ?? {}), [], `${c.requestId}: still tagged`);
+  }
+  const waiting = await cinder.listVolumes({ allTenants: true, status: 'awaiting-transfer' });
+  assert.deepEqual(
+    waiting.map((v) => v.id),
+    [],
+    'volumes left awaiting-transfer',
+  );
+  // Once the refills are over, every row's volume is a tagged admin volume and the reverse.
+  await waitFor(
+    'pool rows = tagged volumes',
+    async () => {
+      const rows = (await new PoolRepository(db).listAll()).map((r) => r.volumeId).sort();
+      const tagged = (await taggedVolumes()).map((v) => v.id).sort();
+      return JSON.stringify(rows) === JSON.stringify(tagged);
+    },
+    (same) => same,
+    180_000,
+    1000,
+  );
+}
+
+/** Fill runs the schedule started since `since` (refill requests; its interval is hours). */
+async function refillRuns(client: Client, config: AppConfig, since: Date): Promise<number> {
+  const desc = await client.schedule.getHandle(scheduleIds(config).fill).describe();
+  return desc.info.recentActions.filter((a) => a.takenAt >= since).length;
+}
+
+async function main() {
+  setCreateDelay(0);
+  await run(1);
+  await run(2);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
