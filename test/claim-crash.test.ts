@@ -1,7 +1,8 @@
 /**
  * Claim crash safety: the worker process killed with SIGKILL (fail points) (a) after the transfer
  * was created and before accept, (b) after accept and before the pool row is removed, (c) during
- * plain creation; restarted, each claim completes with exactly one volume in the tenant, no
+ * plain creation, (d) after the rename that ends the hand-off, (e) after the API answered 201
+ * and before the workflow removed the pool row; restarted, each claim completes with exactly one volume in the tenant, no
  * pending transfer, no reserved row, no orphan. Also an API server restarted mid-claim.
  */
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +13,7 @@ import { connectClient } from '../lib/temporal/connect';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { buildApi } from '../api/server';
+import { claimWorkflowId } from '../api/claims';
 import { claimVolumeWorkflow, fillPoolWorkflow, type ClaimInput } from '../workflows';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { admin, config as stackConfig, tenant, unique, waitFor } from './support/env';
@@ -157,6 +159,61 @@ describe('claim crash safety (worker SIGKILL at exact steps)', () => {
       const v = await admin.getVolume(reserved[0]!.volumeId as string);
       assert.equal(v.projectId, TENANT_PROJECTS.alpha, 'the volume already moved');
     });
+  });
+
+  test('(d) after the combined rename, before the pool row is removed', async () => {
+    await stock();
+    await crashClaim('claim.after-rename=1', 'pool', async (input) => {
+      const reserved = (await new PoolRepository(db).listAll()).filter(
+        (r) => r.status === 'reserved',
+      );
+      assert.equal(reserved.length, 1);
+      const named = await tenant('alpha').listVolumes({ name: input.name });
+      assert.deepEqual(
+        named.map((v) => v.id),
+        [reserved[0]!.volumeId],
+        "the reserved volume is already the tenant's, under its new name",
+      );
+    });
+  });
+
+  test('(e) after the API answered 201 (early return), before the row is settled', async () => {
+    await stock();
+    const api = buildApi({ config, db, temporal: client });
+    const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
+    const body = {
+      requestId: unique('early'),
+      projectId: TENANT_PROJECTS.alpha,
+      name: unique('vm-early'),
+      os: 'Debian8 64bit',
+      volumeType: 'sas',
+    };
+    try {
+      const answered = await withWorker('claim.before-settle=1', async (child) => {
+        const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+        assert.equal(res.statusCode, 201, res.body);
+        assert.equal(res.json().outcome, 'pool');
+        assert.equal(await exited(child), 'SIGKILL', child.output());
+        assert.match(child.output(), /failpoint claim\.before-settle hit 1/);
+        return res.json() as { volumeId: string };
+      });
+      // The tenant already has its volume; only the bookkeeping is left undone.
+      const reserved = (await new PoolRepository(db).listAll()).filter(
+        (r) => r.status === 'reserved',
+      );
+      assert.deepEqual(
+        reserved.map((r) => r.volumeId),
+        [answered.volumeId],
+      );
+      const result = await withWorker(null, () =>
+        client.workflow.getHandle(claimWorkflowId(body.requestId)).result(),
+      );
+      assert.equal(result.volumeId, answered.volumeId);
+      assert.equal(result.outcome, 'pool');
+      await assertClean({ ...claimInput(), name: body.name }, answered.volumeId);
+    } finally {
+      await api.close();
+    }
   });
 
   test('(c) during plain creation', async () => {

@@ -347,8 +347,11 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     rowId: number;
     delivered: boolean;
   }): Promise<void> {
-    if (input.delivered) await repo.delete(input.rowId);
-    else await repo.release(input.rowId, input.claimId);
+    if (input.delivered) {
+      // The API may already have answered: a crash here must still end with the row gone.
+      failpoint('claim.before-settle');
+      await repo.delete(input.rowId);
+    } else await repo.release(input.rowId, input.claimId);
   }
 
   /**
