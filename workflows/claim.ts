@@ -311,19 +311,19 @@ async function fromPool(
   target: ClaimTarget,
   status: ClaimStatus,
 ): Promise<PoolAnswer> {
-  status.step = 'lock';
-  await localNames.lockClaimName(target);
   status.step = 'reserve';
   const os = input.os as string;
-  const image =
-    (await localDb.currentImage({ os, volumeType: input.volumeType })) ??
-    (await imageFromCinder(os, input.volumeType));
-  const reserved = await localDb.reservePoolVolume({
-    claimId: target.claimId,
-    os,
-    volumeType: input.volumeType,
-    snapshotId: image.snapshotId,
-  });
+  // Lock, image and reservation in one local step: one pass through the worker, no round trip.
+  const first = await localNames.reserveForClaim(target);
+  const image = first.image ?? (await imageFromCinder(os, input.volumeType));
+  const reserved = first.image
+    ? first.reserved
+    : await localDb.reservePoolVolume({
+        claimId: target.claimId,
+        os,
+        volumeType: input.volumeType,
+        snapshotId: image.snapshotId,
+      });
   if (reserved) {
     status.step = 'transfer';
     try {

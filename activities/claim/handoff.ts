@@ -147,6 +147,28 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       : null;
   }
 
+  /**
+   * The fast path's first step, one local activity: the name lock, the OS's current image and a
+   * reservation. Each part is idempotent for this claim, so a re-run (a retry, a replayed
+   * workflow task) takes the same lock and the same row. No image known yet (no fill ran): no
+   * reservation; the workflow resolves the image from Cinder and reserves then.
+   */
+  async function reserveForClaim(t: ClaimTarget): Promise<{
+    image: CurrentImage | null;
+    reserved: ReservedVolume | null;
+  }> {
+    await lockClaimName(t);
+    const image = await currentImage({ os: t.os as string, volumeType: t.volumeType });
+    if (!image) return { image, reserved: null };
+    const reserved = await reservePoolVolume({
+      claimId: t.claimId,
+      os: t.os as string,
+      volumeType: t.volumeType,
+      snapshotId: image.snapshotId,
+    });
+    return { image, reserved };
+  }
+
   /** Reserves one current pool volume for this claim (the same one again on a retry). */
   async function reservePoolVolume(input: {
     claimId: string;
@@ -617,6 +639,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     handOff,
     deliverPoolVolume,
     settleReservation,
+    reserveForClaim,
     finishHandOff,
     returnToPool,
     createTenantVolume,
