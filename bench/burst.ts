@@ -26,6 +26,11 @@ const OS = ['Debian8 64bit', 'Debian9 64bit'];
 const TENANTS = Object.values(TENANT_PROJECTS);
 const TYPE = 'sas';
 const POLL_SECONDS = 0.5;
+/**
+ * The fill's create interval during the burst (the seed's default is 40 s). The stock is made
+ * beforehand without one; during the burst the refill runs at the pace an operator sets.
+ */
+const REFILL_INTERVAL = process.env.BENCH_REFILL_INTERVAL ?? '2';
 
 const quantile = (ms: number[], p: number) => {
   const s = [...ms].sort((a, b) => a - b);
@@ -44,7 +49,10 @@ interface Claimed {
   ms: number;
 }
 
-function benchConfig(tag: string): { config: AppConfig; env: NodeJS.ProcessEnv } {
+function benchConfig(
+  tag: string,
+  intervalSeconds: string,
+): { config: AppConfig; env: NodeJS.ProcessEnv } {
   const perOs = Math.floor((N * 2) / 3 / OS.length);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -52,7 +60,7 @@ function benchConfig(tag: string): { config: AppConfig; env: NodeJS.ProcessEnv }
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: OS.join(', '),
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
     POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(perOs),
-    POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
+    POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: intervalSeconds,
     POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: String(POLL_SECONDS),
     // The schedules exist (a claim's refill goes through them) but do not tick during the bench.
     POOL__VOLUMES_BACKUP__BACKUP_FREQUENCY_MINUTE: '600',
@@ -73,6 +81,7 @@ async function startWorkers(
   env: NodeJS.ProcessEnv,
   count: number,
 ) {
+  const since = Date.now();
   const children = Array.from({ length: count }, () => spawnWorker(env));
   await waitFor(
     `${count} worker(s) polling`,
@@ -84,7 +93,11 @@ async function startWorkers(
         taskQueue: { name: config.temporal.taskQueue },
         taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
       });
-      return new Set((res.pollers ?? []).map((p) => p.identity)).size;
+      // Pollers seen since these processes started (the list keeps recent ones for minutes).
+      const fresh = (res.pollers ?? []).filter(
+        (p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= since - 1000,
+      );
+      return new Set(fresh.map((p) => p.identity)).size;
     },
     (n) => n >= count,
     90_000,
@@ -100,25 +113,29 @@ async function startWorkers(
 
 async function run(workers: number): Promise<void> {
   const tag = `burst${process.pid}w${workers}`;
-  const { config, env } = benchConfig(tag);
+  const { config, env } = benchConfig(tag, REFILL_INTERVAL);
   const db = createDb(config.databaseUrl, 10);
   const cinder = cinderFromConfig(config);
   const client = await connectClient(config);
   await wipePool(db);
   for (const id of TENANTS) await cinder.updateQuota(id, TENANT_QUOTA);
   await ensureSchedules(client, config);
+  const t0 = Date.now();
+  const stocker = await startWorkers(client, config, benchConfig(tag, '0').env, 1);
+  const fill = await client.workflow
+    .execute(fillPoolWorkflow, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `${tag}-stock`,
+      args: [{}],
+    })
+    .finally(() => stocker.stop());
   const fleet = await startWorkers(client, config, env, workers);
   const api = buildApi({ config, db, temporal: client });
   const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
   try {
-    const t0 = Date.now();
-    const fill = await client.workflow.execute(fillPoolWorkflow, {
-      taskQueue: config.temporal.taskQueue,
-      workflowId: `${tag}-stock`,
-      args: [{}],
-    });
     console.log(
-      `\n== ${workers} worker process(es): ${fill.available} pool volumes stocked in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      `\n== ${workers} worker process(es), refill interval ${REFILL_INTERVAL} s: ` +
+        `${fill.available} pool volumes stocked in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
 
     // The burst: every claim at once, through the API.
@@ -153,8 +170,15 @@ async function run(workers: number): Promise<void> {
       `claims: ${N} in ${(claimWall / 1000).toFixed(2)} s = ${((N * 1000) / claimWall).toFixed(1)}/s ` +
         `(${hits} pool, ${N - hits} created), ${describe(claimMs)}`,
     );
+    const byOutcome = (o: string) => claimed.filter((c) => c.outcome === o).map((c) => c.ms);
+    console.log(
+      `  pool hits ${describe(byOutcome('pool'))}; created ${describe(byOutcome('created'))}`,
+    );
     console.log(
       `bare:   ${N} in ${(bare.wall / 1000).toFixed(2)} s = ${((N * 1000) / bare.wall).toFixed(1)}/s, ${describe(bare.ms)}`,
+    );
+    console.log(
+      `  transfer+accept+rename ${describe(bare.ms.slice(0, hits))}; create+poll ${describe(bare.ms.slice(hits))}`,
     );
     console.log(
       `throughput ratio ${(bare.wall / claimWall).toFixed(2)} (target ≥ 0.8), ` +
@@ -286,8 +310,8 @@ async function refillRuns(client: Client, config: AppConfig, since: Date): Promi
 
 async function main() {
   setCreateDelay(0);
-  await run(1);
-  await run(2);
+  for (const workers of (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number))
+    await run(workers);
 }
 
 main().catch((err) => {

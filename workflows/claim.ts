@@ -170,11 +170,6 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     let image: CurrentImage | null = null;
     if (fast) {
       const pool = await fromPool(input, target, status);
-      if ('existing' in pool) {
-        mark('lookup');
-        status.fallbackReason = null;
-        return done(pool.existing, 'existing');
-      }
       if ('delivery' in pool) {
         const { delivery, reserved } = pool;
         mark('delivered');
@@ -267,7 +262,12 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     const bounded = patched(CLAIM_PATCHES.createDeadline);
     // Fixed once, before the create: no retry of any step restarts the clock.
     const deadlineAt = bounded ? Date.now() + timeoutMs : undefined;
-    const created = await handoff.createTenantVolume({ target, image });
+    const created = await handoff.createTenantVolume({ target, image, orExisting: fast });
+    if (created.existing) {
+      mark('lookup');
+      status.fallbackReason = null;
+      return done(created.volumeId, 'existing');
+    }
     mark('createRequested');
     status.step = 'wait-available';
     const waiter = bounded
@@ -296,15 +296,14 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
   }
 }
 
-/** Where a fast-path system disk stands after the pool: delivered, already there, or to create. */
-type PoolAnswer =
-  { delivery: Delivery; reserved: ReservedVolume } | { existing: string } | { image: CurrentImage };
+/** Where a fast-path system disk stands after the pool: delivered, or to create. */
+type PoolAnswer = { delivery: Delivery; reserved: ReservedVolume } | { image: CurrentImage };
 
 /**
  * The pool side of a system disk claim (patch claim-fast-path): the name lock and the
  * reservation are local steps, the hand-off with its lookup is one activity. A failed hand-off
  * gives the volume back (or finishes it, if the accept took effect after all) and leaves the
- * claim to plain creation; the name is then looked up on its own.
+ * claim to plain creation, which looks the name up first.
  */
 async function fromPool(
   input: ClaimInput,
@@ -341,9 +340,8 @@ async function fromPool(
   } else {
     status.fallbackReason = 'pool empty';
   }
-  status.step = 'lookup';
-  const existing = await call.findTenantVolume(target);
-  return existing ? { existing: existing.volumeId } : { image };
+  // Plain creation follows; its first list call is also the name lookup (orExisting).
+  return { image };
 }
 
 /** No fill has run yet (a fresh install): the OS's image straight from Cinder. */

@@ -487,21 +487,29 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   async function createTenantVolume(input: {
     target: ClaimTarget;
     image: CurrentImage | null;
-  }): Promise<{ volumeId: string }> {
+    /**
+     * Also the claim's name lookup (fast path): a usable volume of that name that this claim did
+     * not make is returned as `existing` instead of creating one. One list call serves both.
+     */
+    orExisting?: boolean;
+  }): Promise<{ volumeId: string; existing?: boolean }> {
     const { target: t, image } = input;
     const mark = createdByClaim(t.claimId);
     return exclusive(db, `create:${t.claimId}`, async () => {
       try {
         const client = tenant(t);
-        const mine = async () =>
-          (await client.listVolumes({ name: t.name }))
-            .filter((v) => v.description === mark && v.status !== 'deleting')
-            .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-        let made = await mine();
+        const named = await client.listVolumes({ name: t.name });
+        const other = input.orExisting && named.find((v) => usable(v) && v.description !== mark);
+        if (other) return { volumeId: other.id, existing: true };
+        const made = named
+          .filter((v) => v.description === mark && v.status !== 'deleting')
+          .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
         if (made.length === 0) {
           const size = Math.max(t.sizeGb ?? 0, image?.sizeGb ?? 0);
           if (size <= 0) throw nonRetryable('BadClaim', 'a data disk needs sizeGb');
-          await client.createVolume({
+          // The create's reply names the volume; a reply lost on the way makes this attempt
+          // fail, and the retry finds the volume by its mark in the list above.
+          const created = await client.createVolume({
             name: t.name,
             size,
             snapshotId: image?.snapshotId,
@@ -509,10 +517,10 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
             description: mark,
           });
           failpoint('claim.after-plain-create');
-          made = await mine();
+          return { volumeId: created.id };
         }
-        const [keep, ...extra] = made;
-        if (!keep) throw new Error(`the volume created for ${t.claimId} is not listed yet`);
+        // A retry: keep the oldest this claim made, drop any twin.
+        const [keep, ...extra] = made as [Volume, ...Volume[]];
         for (const dup of extra) {
           log.warn(`deleting duplicate volume ${dup.id} of claim ${t.claimId}`);
           await deletePoolVolume(admin(), dup);
