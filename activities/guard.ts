@@ -11,8 +11,33 @@
  *   goes away with its connection.
  */
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import pg from 'pg';
 import type { CinderClient } from '../lib/cinder';
 import type { Db } from '../lib/pool-state/db';
+
+/**
+ * Lock sessions per database pool. A session holds its lock for a whole step (seconds of Cinder
+ * calls under load), so they come from a pool of their own: with the query pool's 10, a burst of
+ * 40 hand-offs left the claims' short local steps waiting seconds for a connection.
+ */
+const LOCK_SESSIONS = 60;
+const lockPools = new WeakMap<Db, Db>();
+
+function lockPool(db: Db): Db {
+  let pool = lockPools.get(db);
+  if (!pool) {
+    pool = new pg.Pool({
+      ...db.options,
+      max: LOCK_SESSIONS,
+      idleTimeoutMillis: 5_000,
+      // Idle sessions never keep a stopping worker alive.
+      allowExitOnIdle: true,
+    });
+    pool.on('error', () => undefined);
+    lockPools.set(db, pool);
+  }
+  return pool;
+}
 
 const HEARTBEAT_EVERY_MS = 3_000;
 
@@ -40,7 +65,7 @@ export const STEP_BUSY = 'StepBusy';
  * heartbeats. If another attempt holds it, fails retryably: Temporal tries again after backoff.
  */
 export async function exclusive<T>(db: Db, key: string, fn: () => Promise<T>): Promise<T> {
-  const session = await db.connect();
+  const session = await lockPool(db).connect();
   let locked = false;
   try {
     const { rows } = await session.query<{ ok: boolean }>(

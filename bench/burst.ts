@@ -115,7 +115,8 @@ async function run(workers: number): Promise<void> {
   const tag = `burst${process.pid}w${workers}`;
   const { config, env } = benchConfig(tag, REFILL_INTERVAL);
   const db = createDb(config.databaseUrl, 10);
-  const cinder = cinderFromConfig(config);
+  // The bare peer: no bound on calls in flight, every sequence at once.
+  const cinder = cinderFromConfig(config, { maxConcurrentCalls: Infinity });
   const client = await connectClient(config);
   await wipePool(db);
   for (const id of TENANTS) await cinder.updateQuota(id, TENANT_QUOTA);

@@ -27,6 +27,8 @@ import type {
 
 export interface CinderClientOptions {
   timeoutMs?: number;
+  /** Calls in flight at once for this client and those derived from it; the rest queue. */
+  maxConcurrentCalls?: number;
   /** Aborts every call of this client (see withSignal). */
   signal?: AbortSignal;
   /** 'auto' asks the server's version document once; tests can force either API. */
@@ -96,6 +98,44 @@ interface Shared {
   transferApi?: Promise<'volume-transfers' | 'os-volume-transfer'>;
   /** HTTP requests sent to Cinder (the pool's cost in Cinder calls). */
   calls: number;
+  /** Bounds the calls in flight (maxConcurrentCalls). */
+  slots: Slots;
+}
+
+/** A counting semaphore: `take` waits for a free slot (or the signal), `give` frees one. */
+class Slots {
+  private free: number;
+  private readonly queue: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  async take(signal?: AbortSignal): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const turn = () => {
+        signal?.removeEventListener('abort', abort);
+        resolve();
+      };
+      const abort = () => {
+        this.queue.splice(this.queue.indexOf(turn), 1);
+        reject(Object.assign(new Error('canceled'), { code: 'ERR_CANCELED' }));
+      };
+      if (signal?.aborted) return abort();
+      this.queue.push(turn);
+      signal?.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  give(): void {
+    const next = this.queue.shift();
+    if (next) next();
+    else this.free++;
+  }
 }
 
 export class CinderClient {
@@ -108,6 +148,7 @@ export class CinderClient {
   ) {
     this.shared = shared ?? {
       calls: 0,
+      slots: new Slots(opts.maxConcurrentCalls ?? Infinity),
       http: axios.create({
         timeout: opts.timeoutMs ?? 30_000,
         validateStatus: () => true,
@@ -488,16 +529,19 @@ export class CinderClient {
       Accept: 'application/json',
     };
     if (opts.microversion) headers['OpenStack-API-Version'] = `volume ${opts.microversion}`;
-    this.shared.calls++;
     try {
-      const res = await this.http.request({
-        method,
-        url: `${session.endpoint}${path}`,
-        params,
-        data: opts.body,
-        headers,
-        signal: this.opts.signal,
-      });
+      await this.shared.slots.take(this.opts.signal);
+      this.shared.calls++;
+      const res = await this.http
+        .request({
+          method,
+          url: `${session.endpoint}${path}`,
+          params,
+          data: opts.body,
+          headers,
+          signal: this.opts.signal,
+        })
+        .finally(() => this.shared.slots.give());
       this.opts.log?.({
         method: method.toUpperCase(),
         path,

@@ -29,6 +29,7 @@ export function authFromConfig(config: AppConfig): Authenticator {
 export function cinderFromConfig(config: AppConfig, opts: CinderClientOptions = {}): CinderClient {
   return new CinderClient(authFromConfig(config), {
     timeoutMs: config.auth.requestTimeoutMs,
+    maxConcurrentCalls: config.auth.maxConcurrentCalls,
     ...opts,
   });
 }

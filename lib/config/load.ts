@@ -51,6 +51,8 @@ export interface AppConfig {
     region?: string;
     cinderUrl?: string;
     requestTimeoutMs: number;
+    /** Cinder calls in flight per process (and client family); more wait their turn. */
+    maxConcurrentCalls: number;
   };
   temporal: {
     address: string;
@@ -221,6 +223,7 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       region: v.region,
       cinderUrl: v.cinderUrl?.replace(/\/+$/, ''),
       requestTimeoutMs: v.requestTimeoutSeconds * 1000,
+      maxConcurrentCalls: v.maxConcurrentCalls,
     },
     temporal: {
       address: v.temporalAddress,

@@ -163,6 +163,14 @@ export const KEYS = {
     schema: num(1).pipe(z.number().max(12, 'must stay below the 15 s activity heartbeat timeout')),
     default: '10',
   },
+  maxConcurrentCalls: {
+    section: 'auth_args',
+    key: 'max_concurrent_calls',
+    // Cinder's API serves a burst faster a few calls at a time than all at once: the rest wait
+    // here, per worker process, instead of inside Cinder.
+    schema: num(1).pipe(z.number().int('must be a whole number')),
+    default: '12',
+  },
 
   temporalAddress: {
     section: 'temporal',
