@@ -116,7 +116,7 @@ async function run(workers: number): Promise<void> {
   const { config, env } = benchConfig(tag, REFILL_INTERVAL);
   const db = createDb(config.databaseUrl, 10);
   // The bare peer: no bound on calls in flight, every sequence at once.
-  const cinder = cinderFromConfig(config, { maxConcurrentCalls: Infinity });
+  const cinder = cinderFromConfig(config, { maxConcurrentCalls: Infinity, timeoutMs: 60_000 });
   const client = await connectClient(config);
   await wipePool(db);
   for (const id of TENANTS) await cinder.updateQuota(id, TENANT_QUOTA);

