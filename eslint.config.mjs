@@ -1,5 +1,5 @@
 // Lint: typescript-eslint's recommended rules everywhere; workflow code must stay deterministic,
-// so Node built-ins (and anything doing I/O) are forbidden under workflows/.
+// so Node built-ins (and anything doing I/O) are forbidden under workflows/ and contracts/ (which workflows import).
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
@@ -17,7 +17,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['workflows/**/*.ts'],
+    files: ['workflows/**/*.ts', 'contracts/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',

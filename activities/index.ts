@@ -1,6 +1,7 @@
 /**
  * createActivities(deps) builds every activity around clients made once in the worker
- * (the Temporal samples' pattern); workflows import the resulting type only.
+ * (the Temporal samples' pattern); workflows import the resulting type only. Cinder's errors
+ * become Temporal failures here, once for all of them (asActivities).
  */
 import type { Deps } from './deps';
 import { describeCinderActivity } from './cinder/describe';
@@ -10,9 +11,10 @@ import { poolVolumeActivities } from './fill/volumes';
 import { reconcileActivities } from './fill/reconcile';
 import { runActivities } from './fill/runs';
 import { claimActivities } from './claim/handoff';
+import { asActivities } from './cinder/volumes';
 
 export function createActivities(deps: Deps) {
-  return {
+  return asActivities({
     describeCinder: describeCinderActivity(deps),
     resolveImages: resolveImagesActivity(deps),
     planFill: planFillActivity(deps),
@@ -20,7 +22,7 @@ export function createActivities(deps: Deps) {
     ...reconcileActivities(deps),
     ...runActivities(deps),
     ...claimActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

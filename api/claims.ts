@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FromSchema } from 'json-schema-to-ts';
 import {
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
@@ -22,17 +23,16 @@ import {
 import type { AppConfig } from '../lib/config/load';
 import type { ApiMetrics } from './metrics';
 import { withTimeout } from './timeout';
+import { claimVolumeWorkflow } from '../workflows/claim';
 import {
-  BODY_MISMATCH,
+  CLAIM_FAILURES,
   claimDeliveredUpdate,
-  claimVolumeWorkflow,
+  claimStatusQuery,
+  claimWorkflowId,
   type ClaimInput,
   type ClaimResult,
-  claimStatusQuery,
   type ClaimStatus,
-} from '../workflows/claim';
-
-export const claimWorkflowId = (requestId: string) => `claim-${requestId}`;
+} from '../contracts/claim';
 
 const claimBody = {
   type: 'object',
@@ -51,16 +51,8 @@ const claimBody = {
   },
 } as const;
 
-interface ClaimBody {
-  requestId: string;
-  projectId: string;
-  userId?: string;
-  name: string;
-  os?: string;
-  volumeType: string;
-  sizeGb?: number;
-  systemDisk: boolean;
-}
+/** The body as validated: the schema above is its only definition. */
+type ClaimBody = FromSchema<typeof claimBody>;
 
 class TemporalDown extends Error {}
 
@@ -160,7 +152,8 @@ async function deliveredWithin(
       return { closed: true };
     if (err instanceof WorkflowUpdateFailedError) {
       const cause = err.cause as { type?: string; message?: string } | undefined;
-      if (cause?.type === BODY_MISMATCH) throw new BodyMismatch(start.args[0].requestId);
+      if (cause?.type === CLAIM_FAILURES.bodyMismatch)
+        throw new BodyMismatch(start.args[0].requestId);
       throw new ClaimFailed(cause?.message ?? err.message);
     }
     throw asTemporalDown(err);

@@ -44,7 +44,12 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     (err: { statusCode?: number; message: string; validation?: unknown }, req, reply) => {
       const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
       if (status >= 500) req.log.error({ err }, 'request failed');
-      void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message });
+      // The request id ties a 500 to its log line (which has the cause).
+      void reply
+        .status(status)
+        .send(
+          status >= 500 ? { error: 'internal error', requestId: req.id } : { error: err.message },
+        );
     },
   );
   app.setNotFoundHandler((req, reply) => {

@@ -11,14 +11,25 @@
  * Exit codes: 0 done, 1 failed, 2 bad usage.
  */
 import { parseArgs } from 'node:util';
-import { ScheduleOverlapPolicy, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import {
+  ScheduleOverlapPolicy,
+  WorkflowIdConflictPolicy,
+  type Client,
+  type Workflow,
+} from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../lib/config/load';
 import { connectClient } from '../lib/temporal/connect';
 import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
 import { createDb } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { poolLevels } from '../lib/pool-state/levels';
-import type { FillProgress } from '../workflows/fill';
+import { drainPoolWorkflow, reconcileWorkflow, syncOsWorkflow } from '../workflows';
+import {
+  fillProgressQuery,
+  syncOsWorkflowId,
+  type DrainInput,
+  type FillProgress,
+} from '../contracts/fill';
 
 class UsageError extends Error {}
 
@@ -113,7 +124,7 @@ async function status(config: AppConfig, client: Client): Promise<void> {
         try {
           const p = await client.workflow
             .getHandle(a.workflow.workflowId, a.workflow.firstExecutionRunId)
-            .query<FillProgress>('progress');
+            .query(fillProgressQuery);
           console.log(
             `  ${a.workflow.workflowId}: ${p.phase}, ${p.available}/${p.planned} available, ${p.inFlight} in flight`,
           );
@@ -141,7 +152,7 @@ async function follow(
       new Promise<null>((r) => setTimeout(() => r(null), 2000)),
     ]);
     if (winner) return winner;
-    const p = await handle.query<FillProgress>('progress').catch(() => null);
+    const p = await handle.query(fillProgressQuery).catch(() => null);
     if (p)
       console.log(
         `  ${p.phase}: ${p.available}/${p.planned} available, ${p.inFlight} in flight, ${p.failed} failed`,
@@ -157,13 +168,14 @@ async function run(
   const client = await connectClient(config, 5000);
   const ids = scheduleIds(config);
   const prefix = config.temporal.schedulePrefix;
-  const start = <T>(workflow: string, id: string, args: unknown[] = []) =>
-    client.workflow.execute(workflow, {
+  // One run of each job at a time: a second start joins the running one.
+  const start = <W extends Workflow>(workflow: W, id: string, ...args: Parameters<W>) =>
+    client.workflow.execute(workflow as Workflow, {
       taskQueue: config.temporal.taskQueue,
       workflowId: id,
       args,
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-    }) as Promise<T>;
+    }) as ReturnType<W>;
   try {
     switch (cmd) {
       case 'status':
@@ -184,10 +196,7 @@ async function run(
         return;
       }
       case 'sync-os': {
-        const r = await start<{
-          images: { os: string; type: string; snapshotName: string }[];
-          skipped: { os: string; type: string; reason: string }[];
-        }>('syncOsWorkflow', `${prefix}-sync-os`);
+        const r = await start(syncOsWorkflow, syncOsWorkflowId(prefix));
         console.log(
           table(r.images.map((i) => ({ type: i.type, os: i.os, snapshot: i.snapshotName }))),
         );
@@ -207,11 +216,8 @@ async function run(
             `unknown volume type ${JSON.stringify(type)}; configured: ${config.pool.volumeTypes.join(', ')}`,
           );
         }
-        const r = await start<{ total: number; drained: number; skipped: number }>(
-          'drainPoolWorkflow',
-          `${prefix}-drain`,
-          [{ os, type, staleOnly: !!values.stale }],
-        );
+        const drain: DrainInput = { os, type, staleOnly: !!values.stale };
+        const r = await start(drainPoolWorkflow, `${prefix}-drain`, drain);
         console.log(
           `drained ${r.drained} of ${r.total} idle volume(s)${r.skipped ? `, ${r.skipped} taken by claims meanwhile` : ''}`,
         );
@@ -228,13 +234,7 @@ async function run(
         }
         return;
       case 'reconcile': {
-        const r = await start<{
-          tagged: number;
-          adopted: string[];
-          deletedLeaks: string[];
-          unknownSeenOnce: number;
-          rowsWithoutVolume: number;
-        }>('reconcileWorkflow', `${prefix}-reconcile`);
+        const r = await start(reconcileWorkflow, `${prefix}-reconcile`);
         console.log(
           `reconcile: ${r.tagged} tagged volumes; ${r.unknownSeenOnce} unknown seen once (acted on next pass); ` +
             `adopted ${r.adopted.length}, deleted ${r.deletedLeaks.length} leaks, removed ${r.rowsWithoutVolume} rows without volume`,

@@ -16,12 +16,11 @@ import { connectClient } from '../lib/temporal/connect';
 import { createDb } from '../lib/pool-state/db';
 import {
   checkPoolStateWorkflow,
-  claimDeliveredUpdate,
   claimVolumeWorkflow,
   drainPoolWorkflow,
   fillPoolWorkflow,
-  type ClaimInput,
 } from '../workflows';
+import { claimDeliveredUpdate, claimWorkflowId, type ClaimInput } from '../contracts/claim';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { config as stackConfig, unique } from '../test/support/env';
 import { poolEnv, startWorker, testConfig, wipePool } from '../test/support/pool';
@@ -68,7 +67,7 @@ async function main(): Promise<void> {
   const startClaim = async (input: ClaimInput) => {
     const start = new WithStartWorkflowOperation(claimVolumeWorkflow, {
       taskQueue,
-      workflowId: `claim-${input.requestId}`,
+      workflowId: claimWorkflowId(input.requestId),
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
     });

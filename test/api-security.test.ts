@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from '../api/server';
+import { claimWorkflowId } from '../contracts/claim';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { connectClient } from '../lib/temporal/connect';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
@@ -194,7 +195,7 @@ describe('API security', () => {
       await quickApp.close();
       for (const id of ids)
         await temporal.workflow
-          .getHandle(`claim-${id}`)
+          .getHandle(claimWorkflowId(id))
           .terminate('test')
           .catch(() => undefined);
     }

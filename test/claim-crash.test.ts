@@ -13,8 +13,8 @@ import { connectClient } from '../lib/temporal/connect';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { buildApi } from '../api/server';
-import { claimWorkflowId } from '../api/claims';
-import { claimVolumeWorkflow, fillPoolWorkflow, type ClaimInput } from '../workflows';
+import { claimVolumeWorkflow, fillPoolWorkflow } from '../workflows';
+import { claimWorkflowId, type ClaimInput } from '../contracts/claim';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { admin, config as stackConfig, tenant, unique, waitFor } from './support/env';
 import {
@@ -118,7 +118,7 @@ async function crashClaim(
   const handle = await withWorker(failpoint, async (child) => {
     const h = await client.workflow.start(claimVolumeWorkflow, {
       taskQueue: config.temporal.taskQueue,
-      workflowId: `claim-${input.requestId}`,
+      workflowId: claimWorkflowId(input.requestId),
       args: [input],
     });
     assert.equal(await exited(child), 'SIGKILL', child.output());

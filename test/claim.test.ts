@@ -15,6 +15,7 @@ import { PoolRepository } from '../lib/pool-state/repository';
 import { CinderClient } from '../lib/cinder';
 import { TAGS } from '../lib/pool-state/naming';
 import { fillPoolWorkflow } from '../workflows';
+import { claimWorkflowId } from '../contracts/claim';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
 import {
   admin,
@@ -392,7 +393,7 @@ describe('claims (API + workflow, real stack)', () => {
       assert.match(res.json().error, pattern);
       if (typeof body.requestId === 'string' && /^[A-Za-z0-9]/.test(body.requestId)) {
         await assert.rejects(
-          client.workflow.getHandle(`claim-${body.requestId}`).describe(),
+          client.workflow.getHandle(claimWorkflowId(body.requestId)).describe(),
           /not found/i,
         );
       }

@@ -12,7 +12,7 @@ import type { Workflow, WorkflowResultType } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { buildApi } from '../api/server';
 import { createActivities } from '../activities';
-import { reservedVolume, type ReservedVolume } from '../activities/claim/handoff';
+import { reservedVolume } from '../activities/claim/handoff';
 import { connectClient } from '../lib/temporal/connect';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
@@ -27,8 +27,8 @@ import {
   drainPoolWorkflow,
   fillPoolWorkflow,
   reconcileWorkflow,
-  type ClaimInput,
 } from '../workflows';
+import { claimWorkflowId, type ClaimInput, type ReservedVolume } from '../contracts/claim';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import {
   admin,
@@ -362,7 +362,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     await assert.rejects(
       client.workflow.execute(claimVolumeWorkflow, {
         taskQueue: taskQueue(),
-        workflowId: `claim-${input.requestId}`,
+        workflowId: claimWorkflowId(input.requestId),
         args: [input],
       }),
       (err: Error & { cause?: { cause?: Error } }) => {

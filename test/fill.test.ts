@@ -10,12 +10,8 @@ import { connectClient } from '../lib/temporal/connect';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { OsImageRepository, PoolRepository } from '../lib/pool-state/repository';
 import { poolTags, TAGS } from '../lib/pool-state/naming';
-import {
-  checkPoolStateWorkflow,
-  fillPoolWorkflow,
-  reconcileWorkflow,
-  type FillProgress,
-} from '../workflows';
+import { checkPoolStateWorkflow, fillPoolWorkflow, reconcileWorkflow } from '../workflows';
+import type { FillProgress } from '../contracts/fill';
 import { ADMIN_QUOTA } from '../scripts/stack/cloud';
 import { admin, config as stackConfig, unique, waitFor } from './support/env';
 import { osSnapshot, waitVolumeStatus } from './support/cinder';
@@ -189,7 +185,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
     // A lower target trims the stock above it: the oldest go, the newest stay.
     const newest = (await rows())
       .filter((x) => x.type === 'sas')
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime())[0];
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.id - a.id)[0];
     config = await withWorker(
       poolEnv({ less: 'Ubuntu16.04 64bit', numsLess: 1, types: 'sas, ssd', drainPerRun: 10 }),
     );

@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { claimVolumeWorkflow, type ClaimInput } from '../workflows';
+import { claimVolumeWorkflow } from '../workflows';
+import { claimWorkflowId, type ClaimInput } from '../contracts/claim';
 import { POOL_SEARCH_ATTRIBUTES, ensureSearchAttributes } from '../lib/temporal/search-attributes';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { admin, unique, waitFor } from './support/env';
@@ -108,7 +109,7 @@ test('the worker registers the search attributes on a bare server; a claim then 
     };
     const result = await client.workflow.execute(claimVolumeWorkflow, {
       taskQueue: config.temporal.taskQueue,
-      workflowId: `claim-${input.requestId}`,
+      workflowId: claimWorkflowId(input.requestId),
       args: [input],
       workflowExecutionTimeout: '2 minutes',
     });

@@ -12,8 +12,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  defineQuery,
-  defineUpdate,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -22,12 +20,19 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type {
-  ClaimTarget,
-  CurrentImage,
-  Delivery,
-  ReservedVolume,
-} from '../activities/claim/handoff';
+import {
+  CLAIM_FAILURES,
+  claimDeliveredUpdate,
+  claimStatusQuery,
+  type ClaimInput,
+  type ClaimOutcome,
+  type ClaimResult,
+  type ClaimStatus,
+  type ClaimTarget,
+  type CurrentImage,
+  type Delivery,
+  type ReservedVolume,
+} from '../contracts/claim';
 import { LOCAL_PROFILES, PROFILES } from './profiles';
 import { failureReason } from './failures';
 
@@ -57,46 +62,6 @@ export const CLAIM_PATCHES = {
   fastPath: 'claim-fast-path',
 } as const;
 
-/** What to claim: the target of the activities (tenant, name, OS, type, size) plus the request. */
-export interface ClaimInput extends Omit<ClaimTarget, 'claimId'> {
-  requestId: string;
-  systemDisk: boolean;
-  /** Bound on plain creation (create → available). */
-  createTimeoutMs?: number;
-}
-
-export type ClaimOutcome = 'existing' | 'pool' | 'created';
-
-export interface ClaimResult {
-  volumeId: string;
-  outcome: ClaimOutcome;
-  /** Why a system disk did not come from the pool (empty, hand-off failed…). */
-  fallbackReason: string | null;
-  timingsMs: Record<string, number>;
-  /** Set when the volume was delivered but could not be grown to the requested size. */
-  extendError?: string | null;
-}
-
-export interface ClaimStatus {
-  step: string;
-  outcome: ClaimOutcome | null;
-  volumeId: string | null;
-  fallbackReason: string | null;
-}
-
-export const claimStatusQuery = defineQuery<ClaimStatus>('status');
-
-/**
- * Early return: the API starts the claim with this update (update-with-start) and gets the
- * answer as soon as the tenant has the volume, while the workflow finishes its bookkeeping.
- * `bodyHash` must be the one the claim was started with (its memo): a reused requestId with
- * another body is rejected, and nothing is written to the history.
- */
-export const claimDeliveredUpdate = defineUpdate<ClaimResult, [{ bodyHash?: string }]>('delivered');
-
-/** The error type of a rejected `delivered` update whose body differs from the claim's. */
-export const BODY_MISMATCH = 'BodyMismatch';
-
 export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResult> {
   const started = Date.now();
   const timingsMs: Record<string, number> = {};
@@ -115,14 +80,14 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     async () => {
       await condition(() => answer !== undefined || failure !== undefined);
       if (answer) return answer;
-      throw ApplicationFailure.nonRetryable(failure as string, 'ClaimFailed');
+      throw ApplicationFailure.nonRetryable(failure as string, CLAIM_FAILURES.claimFailed);
     },
     {
       validator: ({ bodyHash }) => {
         if (bodyHash !== workflowInfo().memo?.bodyHash)
           throw ApplicationFailure.nonRetryable(
             `requestId ${input.requestId} was already used with a different body`,
-            BODY_MISMATCH,
+            CLAIM_FAILURES.bodyMismatch,
           );
       },
     },
@@ -351,7 +316,7 @@ async function imageFromCinder(os: string, volumeType: string): Promise<CurrentI
   if (!img)
     throw ApplicationFailure.nonRetryable(
       `no current image for ${volumeType}/${os}`,
-      'UnknownImage',
+      CLAIM_FAILURES.unknownImage,
     );
   return { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb };
 }

@@ -6,10 +6,10 @@
  * stock (older image) is drained at a bounded rate meanwhile. Over quota stops creating for this
  * run and records why; the next run tries again.
  */
-import { condition, defineQuery, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { condition, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { fillProgressQuery, type FillInput, type FillProgress } from '../contracts/fill';
 import type { Activities } from '../activities';
 import type { CreateOrder } from '../activities/fill/plan';
-import type { ReconcileResult } from '../activities/fill/reconcile';
 import { poolVolumeName } from '../lib/pool-state/naming';
 import { PROFILES } from './profiles';
 import { failureMessage, failureType } from './failures';
@@ -19,26 +19,6 @@ const create = proxyActivities<Activities>(PROFILES.poolCreate);
 const watch = proxyActivities<Activities>(PROFILES.poolAwait);
 const scan = proxyActivities<Activities>(PROFILES.cinderScan);
 const db = proxyActivities<Activities>(PROFILES.database);
-
-export interface FillProgress {
-  phase: 'starting' | 'reconciling' | 'resolving' | 'planning' | 'filling' | 'done';
-  reason: string;
-  planned: number;
-  requested: number;
-  available: number;
-  failed: number;
-  inFlight: number;
-  drained: number;
-  staleTotal: number;
-  /** Why creating stopped early (e.g. the project's quota), else null. */
-  stoppedBy: string | null;
-  skipped: { os: string; type: string; reason: string }[];
-  errors: string[];
-  reconcile: ReconcileResult | null;
-  perPool: Record<string, { planned: number; available: number; failed: number }>;
-}
-
-export const fillProgressQuery = defineQuery<FillProgress>('progress');
 
 /** Orders round-robin: one of each (type, OS) in turn, the emptiest pools first. */
 export function interleave(orders: CreateOrder[]): CreateOrder[] {
@@ -55,7 +35,7 @@ export function interleave(orders: CreateOrder[]): CreateOrder[] {
   return out;
 }
 
-export async function fillPoolWorkflow(input: { reason?: string } = {}): Promise<FillProgress> {
+export async function fillPoolWorkflow(input: FillInput = {}): Promise<FillProgress> {
   const p: FillProgress = {
     phase: 'starting',
     reason: input.reason ?? 'schedule',

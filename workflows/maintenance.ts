@@ -2,7 +2,8 @@
  * The other pool jobs: the status check (the seed's check_volume_state, on its own Schedule),
  * sync-os (the seed's manual step), reconcile, and an operator's drain.
  */
-import { condition, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
+import { condition, proxyActivities, setHandler } from '@temporalio/workflow';
+import { drainProgressQuery, type DrainInput, type DrainProgress } from '../contracts/fill';
 import type { Activities } from '../activities';
 import type { CheckResult, ReconcileResult } from '../activities/fill/reconcile';
 import type { ResolveResult } from '../activities/fill/images';
@@ -35,26 +36,6 @@ export async function reconcileWorkflow(): Promise<ReconcileResult> {
   await db.recordRun({ kind: 'reconcile', summary: result, finished: true });
   return result;
 }
-
-export interface DrainInput {
-  os?: string;
-  type?: string;
-  /** Only stock made from an older snapshot. */
-  staleOnly?: boolean;
-  /** Deletions in flight at once. */
-  concurrency?: number;
-}
-
-export interface DrainProgress {
-  total: number;
-  drained: number;
-  skipped: number;
-  /** Deletes that failed (the row stays `deleting` or is flagged; the status check retries). */
-  failed?: number;
-  errors?: string[];
-}
-
-export const drainProgressQuery = defineQuery<DrainProgress>('progress');
 
 /** Deletes idle stock (`available` rows only: reserved volumes belong to claims) with bounded parallelism. */
 export async function drainPoolWorkflow(input: DrainInput = {}): Promise<DrainProgress> {

@@ -25,39 +25,15 @@ import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Deps } from '../deps';
 import { workflowRunning } from '../../lib/temporal/workflows';
-import { deletePoolVolume, toFailure } from '../fill/volumes';
+import { deletePoolVolume } from '../cinder/volumes';
 import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
-
-export interface ClaimTarget {
-  claimId: string;
-  projectId: string;
-  userId: string;
-  name: string;
-  os: string | null;
-  volumeType: string;
-  sizeGb: number | null;
-}
-
-export interface ReservedVolume {
-  rowId: number;
-  volumeId: string;
-  sizeGb: number | null;
-  snapshotId: string;
-}
-
-/** A pool hit's answer: the volume delivered to the tenant, or the one found there already. */
-export interface Delivery {
-  existing: boolean;
-  volumeId: string;
-  /** The delivered volume's size (null for an existing one). */
-  sizeGb: number | null;
-}
-
-export interface CurrentImage {
-  snapshotId: string;
-  volumeType: string;
-  sizeGb: number;
-}
+import {
+  CLAIM_FAILURES,
+  type ClaimTarget,
+  type CurrentImage,
+  type Delivery,
+  type ReservedVolume,
+} from '../../contracts/claim';
 
 const nonRetryable = (type: string, message: string) =>
   ApplicationFailure.create({ type, message, nonRetryable: true });
@@ -77,9 +53,6 @@ const usable = (v: Volume) => !v.status.startsWith('error') && v.status !== 'del
 /** At most one refill request per this window and worker (see triggerRefill). */
 export const REFILL_WINDOW_MS = 5_000;
 
-/** Failure type while another claim for the same (project, name) is still running. */
-export const NAME_BUSY = 'NameBusy';
-
 export function claimActivities({ config, cinder: sharedCinder, db, temporal }: Deps) {
   const repo = new PoolRepository(db);
   const images = new OsImageRepository(db);
@@ -95,12 +68,8 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   async function findTenantVolume(
     t: ClaimTarget,
   ): Promise<{ volumeId: string; status: string } | null> {
-    try {
-      const v = (await tenant(t).listVolumes({ name: t.name })).find(usable);
-      return v ? { volumeId: v.id, status: v.status } : null;
-    } catch (err) {
-      throw toFailure(err);
-    }
+    const v = (await tenant(t).listVolumes({ name: t.name })).find(usable);
+    return v ? { volumeId: v.id, status: v.status } : null;
   }
 
   /** Whether the claim workflow `claimId` is still running (without Temporal: assume so). */
@@ -127,7 +96,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         (await names.takeOver(t.projectId, t.name, holder, t.claimId));
       if (!taken)
         throw ApplicationFailure.create({
-          type: NAME_BUSY,
+          type: CLAIM_FAILURES.nameBusy,
           message: `claim ${holder} is making a volume named ${JSON.stringify(t.name)} in this project`,
         });
     }
@@ -200,7 +169,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
           log.warn(`accept of ${reserved.volumeId} took effect despite: ${(err as Error).message}`);
           return { volumeId: reserved.volumeId };
         }
-        throw toFailure(err);
+        throw err;
       }
     });
   }
@@ -233,7 +202,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
       if (err instanceof CinderOverLimit) {
         throw nonRetryable(
-          'AcceptRefused',
+          CLAIM_FAILURES.acceptRefused,
           `the tenant's project cannot take the volume: ${err.message}`,
         );
       }
@@ -271,11 +240,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         // call after Cinder acted): finish it, never fall back.
         if (await inTenant(t, reserved.volumeId).catch(() => null)) {
           log.warn(`accept of ${reserved.volumeId} took effect despite: ${(err as Error).message}`);
-          return await renameDelivered(t, reserved).catch((e: unknown) => {
-            throw toFailure(e);
-          });
+          return await renameDelivered(t, reserved);
         }
-        throw toFailure(err);
+        throw err;
       }
     });
   }
@@ -317,7 +284,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       await dropTransfer();
       if (err instanceof CinderOverLimit) {
         throw nonRetryable(
-          'AcceptRefused',
+          CLAIM_FAILURES.acceptRefused,
           `the tenant's project cannot take the volume: ${err.message}`,
         );
       }
@@ -387,21 +354,17 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   }): Promise<{ volumeId: string; sizeGb: number }> {
     const { target: t, reserved } = input;
     return withHeartbeats(async () => {
-      try {
-        const client = tenant(t);
-        // One PUT renames and drops the pool's tags (pool volumes carry nothing else: the
-        // pool made them). Idempotent, so a retry simply does it again.
-        let v = await client.updateVolume(reserved.volumeId, { name: t.name, metadata: {} });
-        if (input.extend !== false && t.sizeGb && t.sizeGb > v.size) {
-          // Histories recorded before extendTenantVolume existed still extend here.
-          if (v.status === 'available') await client.extendVolume(v.id, t.sizeGb);
-          v = await waitStatus(client, v.id, ['available'], 10 * 60_000);
-        }
-        await repo.delete(reserved.rowId);
-        return { volumeId: v.id, sizeGb: v.size };
-      } catch (err) {
-        throw toFailure(err);
+      const client = tenant(t);
+      // One PUT renames and drops the pool's tags (pool volumes carry nothing else: the
+      // pool made them). Idempotent, so a retry simply does it again.
+      let v = await client.updateVolume(reserved.volumeId, { name: t.name, metadata: {} });
+      if (input.extend !== false && t.sizeGb && t.sizeGb > v.size) {
+        // Histories recorded before extendTenantVolume existed still extend here.
+        if (v.status === 'available') await client.extendVolume(v.id, t.sizeGb);
+        v = await waitStatus(client, v.id, ['available'], 10 * 60_000);
       }
+      await repo.delete(reserved.rowId);
+      return { volumeId: v.id, sizeGb: v.size };
     });
   }
 
@@ -437,7 +400,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         if (err instanceof ApplicationFailure && err.type === 'VolumeFailed') {
           return { sizeGb: 0, extendError: err.message };
         }
-        throw toFailure(err);
+        throw err;
       }
     });
   }
@@ -506,7 +469,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
           .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
         if (made.length === 0) {
           const size = Math.max(t.sizeGb ?? 0, image?.sizeGb ?? 0);
-          if (size <= 0) throw nonRetryable('BadClaim', 'a data disk needs sizeGb');
+          if (size <= 0) throw nonRetryable(CLAIM_FAILURES.badClaim, 'a data disk needs sizeGb');
           // The create's reply names the volume; a reply lost on the way makes this attempt
           // fail, and the retry finds the volume by its mark in the list above.
           const created = await client.createVolume({
@@ -527,8 +490,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         }
         return { volumeId: keep.id };
       } catch (err) {
-        if (err instanceof CinderOverLimit) throw nonRetryable('TenantOverQuota', err.message);
-        throw toFailure(err);
+        if (err instanceof CinderOverLimit)
+          throw nonRetryable(CLAIM_FAILURES.tenantOverQuota, err.message);
+        throw err;
       }
     });
   }
@@ -563,7 +527,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
             log.warn(`cleanup of ${v.id} failed: ${e.message}`),
           );
       }
-      throw err instanceof CinderError ? toFailure(err) : err;
+      throw err;
     }
   }
 

@@ -54,7 +54,8 @@ export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
         // Above target: the oldest idle volumes go, the newest stay.
         const idle = mine
           .filter((r) => r.snapshotId === img.snapshotId && r.status === 'available')
-          .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+          // Same instant (the clock's milliseconds): the later row is the newer.
+          .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id - b.id);
         excessRows.push(...idle.slice(0, current - target));
       }
     }

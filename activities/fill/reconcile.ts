@@ -18,7 +18,8 @@ import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
 import { workflowRunning } from '../../lib/temporal/workflows';
 import { CinderError } from '../../lib/cinder';
-import { deleteOrFlag, deletePoolVolume, removePoolVolume, toFailure } from './volumes';
+import { deleteOrFlag, removePoolVolume } from './volumes';
+import { deletePoolVolume } from '../cinder/volumes';
 
 export interface CheckResult {
   releasedOrphans: number;
@@ -67,12 +68,8 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
   const prefix = config.pool.volumeNamePrefix;
 
   async function taggedVolumes(): Promise<Map<string, Volume>> {
-    try {
-      const list = await cinder.listVolumes({ metadata: { [TAGS.pool]: prefix } });
-      return new Map(list.map((v) => [v.id, v]));
-    } catch (err) {
-      throw toFailure(err);
-    }
+    const list = await cinder.listVolumes({ metadata: { [TAGS.pool]: prefix } });
+    return new Map(list.map((v) => [v.id, v]));
   }
 
   const removeRow = (rowId: number, volume: Volume | undefined) =>

@@ -6,17 +6,14 @@
  *   second one, and a crash between Cinder's answer and the row update loses nothing;
  * - known-permanent Cinder errors become non-retryable ApplicationFailures with their type.
  */
-import { ApplicationFailure, Context, heartbeat, log, sleep } from '@temporalio/activity';
-import { CinderError, CinderOverLimit, type CinderClient, type Volume } from '../../lib/cinder';
+import { Context, heartbeat, log, sleep } from '@temporalio/activity';
+import { CinderError, type CinderClient, type Volume } from '../../lib/cinder';
+import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
 import { PoolRepository } from '../../lib/pool-state/repository';
 import { poolTags } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
 import type { Deps } from '../deps';
 import { exclusive } from '../guard';
-
-/** A delete Cinder refuses for good (e.g. `in-use`: someone attached it): flag, do not retry. */
-export const refusedForGood = (err: unknown): err is CinderError =>
-  err instanceof CinderError && !err.retryable && err.status !== 404 && (err.status ?? 500) < 500;
 
 export interface CreatePoolVolumeInput {
   name: string;
@@ -31,49 +28,6 @@ export type AwaitOutcome = 'available' | 'failed' | 'timeout' | 'vanished';
 
 export const CREATE_RATE_LIMIT = 'pool-create';
 
-/** States Cinder refuses to delete from: a stuck volume is first reset to `error` (admin). */
-const UNDELETABLE = new Set([
-  'error_deleting',
-  'creating',
-  'downloading',
-  'extending',
-  'attaching',
-  'detaching',
-  'maintenance',
-]);
-
-/**
- * Deletes a pool volume in Cinder whatever state it is stuck in: a pending transfer is cancelled,
- * an undeletable state is reset to `error` first; already deleting or gone is fine.
- */
-export async function deletePoolVolume(cinder: CinderClient, v: Volume): Promise<void> {
-  if (v.status === 'deleting') return;
-  try {
-    if (v.status === 'awaiting-transfer') {
-      for (const t of await cinder.listTransfers({ volumeId: v.id }))
-        await cinder.deleteTransfer(t.id);
-    } else if (UNDELETABLE.has(v.status)) {
-      await cinder.resetVolumeStatus(v.id, 'error');
-    }
-    await cinder.deleteVolume(v.id, { cascade: true });
-  } catch (err) {
-    if (!(err instanceof CinderError && err.status === 404)) throw err;
-  }
-}
-
-/** A Cinder error as a Temporal failure: permanent ones are not retried. */
-export function toFailure(err: unknown): unknown {
-  if (!(err instanceof CinderError)) return err;
-  if (err instanceof CinderOverLimit) {
-    return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
-  }
-  return ApplicationFailure.create({
-    message: err.message,
-    type: err.type,
-    nonRetryable: !err.retryable && (err.status ?? 500) < 500,
-  });
-}
-
 async function sleepWithHeartbeat(ms: number): Promise<void> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
@@ -82,20 +36,14 @@ async function sleepWithHeartbeat(ms: number): Promise<void> {
   }
 }
 
-/** Deletes a pool volume in Cinder (when given) and then its row; Cinder errors as failures. */
+/** Deletes a pool volume in Cinder (when given) and then its row. */
 export async function removePoolVolume(
   cinder: CinderClient,
   repo: PoolRepository,
   rowId: number,
   volume: Volume | null | undefined,
 ): Promise<void> {
-  if (volume) {
-    try {
-      await deletePoolVolume(cinder, volume);
-    } catch (err) {
-      throw toFailure(err);
-    }
-  }
+  if (volume) await deletePoolVolume(cinder, volume);
   await repo.delete(rowId);
 }
 
@@ -119,7 +67,7 @@ export async function deleteOrFlag(
       await repo.flag(rowId, err.message);
       return false;
     }
-    throw toFailure(err);
+    throw err;
   }
   await repo.delete(rowId);
   return true;
@@ -190,18 +138,13 @@ export function poolVolumeActivities({
         // Nothing was created (quota, bad snapshot…): the row must not count as stock.
         await repo.delete(row.id);
       }
-      throw toFailure(err);
+      throw err;
     }
   }
 
   /** Removes a pool volume from Cinder (if still there) and its row. */
   async function destroy(rowId: number, volumeId: string | null): Promise<void> {
-    let v: Volume | null = null;
-    try {
-      if (volumeId) v = await cinder.findVolume(volumeId);
-    } catch (err) {
-      throw toFailure(err);
-    }
+    const v = volumeId ? await cinder.findVolume(volumeId) : null;
     await removePoolVolume(cinder, repo, rowId, v);
   }
 
@@ -219,12 +162,7 @@ export function poolVolumeActivities({
       const row = await repo.get(input.rowId);
       if (!row) return 'vanished'; // removed meanwhile (drain, status check)
       if (row.status !== 'creating') return row.status === 'available' ? 'available' : 'vanished';
-      let v: Volume | null;
-      try {
-        v = await cinder.findVolume(input.volumeId);
-      } catch (err) {
-        throw toFailure(err);
-      }
+      const v = await cinder.findVolume(input.volumeId);
       if (!v) {
         await repo.delete(input.rowId);
         return 'vanished';

@@ -13,6 +13,7 @@ import {
   type ScheduleSpec,
 } from '@temporalio/client';
 import type { AppConfig } from '../config/load';
+import { checkPoolStateWorkflow, fillPoolWorkflow } from '../../workflows';
 
 export function scheduleIds(config: AppConfig) {
   const p = config.temporal.schedulePrefix;
@@ -39,7 +40,7 @@ function wanted(config: AppConfig): Wanted[] {
       spec: { intervals: [{ every: Math.round(config.pool.fillEveryMinutes * 60_000) }] },
       action: {
         type: 'startWorkflow',
-        workflowType: 'fillPoolWorkflow',
+        workflowType: fillPoolWorkflow,
         taskQueue,
         workflowId: ids.fill,
         args: [{ reason: 'schedule' }],
@@ -54,7 +55,7 @@ function wanted(config: AppConfig): Wanted[] {
       spec: { intervals: [{ every: Math.round(config.pool.checkStateEveryMinutes * 60_000) }] },
       action: {
         type: 'startWorkflow',
-        workflowType: 'checkPoolStateWorkflow',
+        workflowType: checkPoolStateWorkflow,
         taskQueue,
         workflowId: ids.check,
         args: [],

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CinderClient, NoAuth } from '../lib/cinder';
+import { CinderClient, NoAuth } from '../../lib/cinder';
 
 const PROJECT = '0123456789abcdef0123456789abcdef';
 let server: http.Server;

@@ -2,8 +2,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../lib/config/load';
-import { compareVersions, parseSnapshotNameRule } from '../lib/config/snapshot-name-rule';
+import { ConfigError, loadConfig } from '../../lib/config/load';
+import { compareVersions, parseSnapshotNameRule } from '../../lib/config/snapshot-name-rule';
 
 const seedIni = readFileSync('config/seed-example.ini', 'utf8');
 const noEnv = {};

@@ -1,0 +1,95 @@
+/**
+ * The claim's contract: what the API, the workflow, its activities, the CLI and the tests agree
+ * on — inputs and results, the workflow id, the query and the update, failure type names.
+ * Imported by workflow code: no Node built-ins here.
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+
+/** The claim workflow's id for a request: one claim per requestId. */
+export const claimWorkflowId = (requestId: string) => `claim-${requestId}`;
+
+/** Failure types a claim can end with (ApplicationFailure.type). */
+export const CLAIM_FAILURES = {
+  /** The `delivered` update's body differs from the one the claim was started with. */
+  bodyMismatch: 'BodyMismatch',
+  /** The claim failed; the update reports the workflow's failure reason. */
+  claimFailed: 'ClaimFailed',
+  /** The tenant's quota refused the accept (the volume went back to the pool). */
+  acceptRefused: 'AcceptRefused',
+  /** The tenant's quota refused the creation. */
+  tenantOverQuota: 'TenantOverQuota',
+  /** No current snapshot for the OS and type. */
+  unknownImage: 'UnknownImage',
+  /** A request that cannot be carried out (a data disk without size). */
+  badClaim: 'BadClaim',
+  /** Another running claim holds the (project, name) lock (retryable). */
+  nameBusy: 'NameBusy',
+} as const;
+
+export interface ClaimTarget {
+  claimId: string;
+  projectId: string;
+  userId: string;
+  name: string;
+  os: string | null;
+  volumeType: string;
+  sizeGb: number | null;
+}
+
+export interface ReservedVolume {
+  rowId: number;
+  volumeId: string;
+  sizeGb: number | null;
+  snapshotId: string;
+}
+
+/** A pool hit's answer: the volume delivered to the tenant, or the one found there already. */
+export interface Delivery {
+  existing: boolean;
+  volumeId: string;
+  /** The delivered volume's size (null for an existing one). */
+  sizeGb: number | null;
+}
+
+export interface CurrentImage {
+  snapshotId: string;
+  volumeType: string;
+  sizeGb: number;
+}
+
+/** What to claim: the target of the activities (tenant, name, OS, type, size) plus the request. */
+export interface ClaimInput extends Omit<ClaimTarget, 'claimId'> {
+  requestId: string;
+  systemDisk: boolean;
+  /** Bound on plain creation (create → available). */
+  createTimeoutMs?: number;
+}
+
+export type ClaimOutcome = 'existing' | 'pool' | 'created';
+
+export interface ClaimResult {
+  volumeId: string;
+  outcome: ClaimOutcome;
+  /** Why a system disk did not come from the pool (empty, hand-off failed…). */
+  fallbackReason: string | null;
+  timingsMs: Record<string, number>;
+  /** Set when the volume was delivered but could not be grown to the requested size. */
+  extendError?: string | null;
+}
+
+export interface ClaimStatus {
+  step: string;
+  outcome: ClaimOutcome | null;
+  volumeId: string | null;
+  fallbackReason: string | null;
+}
+
+export const claimStatusQuery = defineQuery<ClaimStatus>('status');
+
+/**
+ * Early return: the API starts the claim with this update (update-with-start) and gets the
+ * answer as soon as the tenant has the volume, while the workflow finishes its bookkeeping.
+ * `bodyHash` must be the one the claim was started with (its memo): a reused requestId with
+ * another body is rejected, and nothing is written to the history.
+ */
+export const claimDeliveredUpdate = defineUpdate<ClaimResult, [{ bodyHash?: string }]>('delivered');

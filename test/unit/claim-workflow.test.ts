@@ -1,0 +1,228 @@
+/**
+ * The claim workflow with mocked activities, in seconds: a local Temporal test server (the
+ * installed `temporal` binary: nothing is downloaded here), one worker, the workflow's decisions
+ * checked through the calls its activities received.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundle,
+} from '@temporalio/worker';
+import { ApplicationFailure, WithStartWorkflowOperation } from '@temporalio/client';
+import type { Activities } from '../../activities';
+import { claimVolumeWorkflow } from '../../workflows';
+import {
+  claimDeliveredUpdate,
+  claimWorkflowId,
+  type ClaimInput,
+  type ClaimResult,
+} from '../../contracts/claim';
+import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
+
+const TEMPORAL = process.env.TEMPORAL_BIN ?? resolve(__dirname, '../../.stack/venv/bin/temporal');
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundle;
+
+before(async () => {
+  if (!existsSync(TEMPORAL))
+    throw new Error(
+      `no temporal binary at ${TEMPORAL}: run npm run stack:up (or set TEMPORAL_BIN)`,
+    );
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  env = await TestWorkflowEnvironment.createLocal({
+    server: { executable: { type: 'existing-path', path: TEMPORAL }, ip: '127.0.0.1' },
+  });
+  await ensureSearchAttributes(env.client, 'default');
+  bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
+});
+after(async () => {
+  await env?.teardown();
+});
+
+type Calls = { name: string; input: unknown }[];
+
+/** Activities that answer as a test wants; every call is recorded. */
+function mocks(over: Partial<Record<keyof Activities, (input: never) => unknown>>, calls: Calls) {
+  const fail = (name: string) => () => {
+    throw ApplicationFailure.nonRetryable(`unexpected call of ${name}`, 'Unexpected');
+  };
+  const names: (keyof Activities)[] = [
+    'reserveForClaim',
+    'reservePoolVolume',
+    'deliverPoolVolume',
+    'settleReservation',
+    'triggerRefill',
+    'returnToPool',
+    'finishHandOff',
+    'createTenantVolume',
+    'awaitTenantVolume',
+    'releaseClaimName',
+    'extendTenantVolume',
+    'resolveImages',
+  ];
+  return Object.fromEntries(
+    names.map((name) => [
+      name,
+      async (input: never) => {
+        calls.push({ name, input });
+        return (over[name] ?? fail(name))(input);
+      },
+    ]),
+  );
+}
+
+const IMAGE = { snapshotId: 'snap-1', volumeType: 'sas', sizeGb: 1 };
+const RESERVED = { rowId: 7, volumeId: 'vol-pool', sizeGb: 1, snapshotId: 'snap-1' };
+let seq = 0;
+
+async function claim(
+  activities: ReturnType<typeof mocks>,
+  over: Partial<ClaimInput> = {},
+): Promise<{ answer: ClaimResult; result: ClaimResult }> {
+  const input: ClaimInput = {
+    requestId: `unit-${process.pid}-${++seq}`,
+    projectId: '1e5f0c9a7b3d4f2e8a6c5b4d3e2f1a0b',
+    userId: 'tenant-user',
+    name: `vm-${seq}`,
+    os: 'Debian8 64bit',
+    volumeType: 'sas',
+    sizeGb: null,
+    systemDisk: true,
+    ...over,
+  };
+  const taskQueue = `unit-${seq}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities,
+  });
+  return worker.runUntil(async () => {
+    const start = new WithStartWorkflowOperation(claimVolumeWorkflow, {
+      taskQueue,
+      workflowId: claimWorkflowId(input.requestId),
+      args: [input],
+      workflowIdConflictPolicy: 'FAIL',
+    });
+    const answer = await env.client.workflow.executeUpdateWithStart(claimDeliveredUpdate, {
+      args: [{}],
+      startWorkflowOperation: start,
+    });
+    const result = await (await start.workflowHandle()).result();
+    return { answer, result };
+  });
+}
+
+describe('claim workflow (mocked activities, local test server)', () => {
+  test('a pool hit answers once delivered, then settles the row and asks for a refill', async () => {
+    const calls: Calls = [];
+    const { answer, result } = await claim(
+      mocks(
+        {
+          reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
+          deliverPoolVolume: () => ({ existing: false, volumeId: 'vol-pool', sizeGb: 1 }),
+          settleReservation: () => undefined,
+          triggerRefill: () => true,
+          releaseClaimName: () => undefined,
+        },
+        calls,
+      ),
+    );
+    assert.equal(answer.outcome, 'pool');
+    assert.equal(answer.volumeId, 'vol-pool');
+    assert.deepEqual(result.volumeId, answer.volumeId);
+    // Reserve, deliver; the row and the refill only after the answer; the lock released last.
+    assert.deepEqual(
+      calls.slice(0, 2).map((c) => c.name),
+      ['reserveForClaim', 'deliverPoolVolume'],
+    );
+    assert.deepEqual(
+      calls
+        .slice(2, 4)
+        .map((c) => c.name)
+        .sort(),
+      ['settleReservation', 'triggerRefill'],
+    );
+    assert.equal(calls[4]?.name, 'releaseClaimName');
+    const settle = calls.find((c) => c.name === 'settleReservation')?.input as {
+      delivered: boolean;
+    };
+    assert.equal(settle.delivered, true);
+  });
+
+  test('a failed hand-off gives the volume back, then creates; the lookup rides on the create', async () => {
+    const calls: Calls = [];
+    const { result } = await claim(
+      mocks(
+        {
+          reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
+          deliverPoolVolume: () => {
+            throw ApplicationFailure.nonRetryable('transfer refused', 'CinderBadRequest');
+          },
+          returnToPool: () => 'returned',
+          createTenantVolume: () => ({ volumeId: 'vol-new' }),
+          awaitTenantVolume: () => undefined,
+          releaseClaimName: () => undefined,
+        },
+        calls,
+      ),
+    );
+    assert.equal(result.outcome, 'created');
+    assert.equal(result.volumeId, 'vol-new');
+    assert.match(result.fallbackReason ?? '', /hand-off failed: .*transfer refused/);
+    const create = calls.find((c) => c.name === 'createTenantVolume')?.input as {
+      orExisting: boolean;
+      image: typeof IMAGE;
+    };
+    assert.equal(create.orExisting, true);
+    assert.deepEqual(create.image, IMAGE);
+    assert.ok(!calls.some((c) => c.name === 'settleReservation'));
+  });
+
+  test('pool empty and the name already taken: existing, nothing created', async () => {
+    const calls: Calls = [];
+    const { answer } = await claim(
+      mocks(
+        {
+          reserveForClaim: () => ({ image: IMAGE, reserved: null }),
+          createTenantVolume: () => ({ volumeId: 'vol-there', existing: true }),
+          releaseClaimName: () => undefined,
+        },
+        calls,
+      ),
+    );
+    assert.equal(answer.outcome, 'existing');
+    assert.equal(answer.volumeId, 'vol-there');
+    assert.ok(!calls.some((c) => c.name === 'awaitTenantVolume'));
+  });
+
+  test('a data disk never touches the pool', async () => {
+    const calls: Calls = [];
+    const { result } = await claim(
+      mocks(
+        {
+          createTenantVolume: () => ({ volumeId: 'vol-data' }),
+          awaitTenantVolume: () => undefined,
+        },
+        calls,
+      ),
+      { systemDisk: false, os: null, sizeGb: 5 },
+    );
+    assert.equal(result.outcome, 'created');
+    assert.deepEqual(
+      calls.map((c) => c.name),
+      ['createTenantVolume', 'awaitTenantVolume'],
+    );
+  });
+});

@@ -1,0 +1,71 @@
+/** Pure functions the fill and the operator rely on: pool levels and the round-robin order. */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { poolLevels } from '../../lib/pool-state/levels';
+import { interleave } from '../../workflows/fill';
+import type { CreateOrder } from '../../activities/fill/plan';
+
+describe('poolLevels', () => {
+  const targets = [
+    { volumeType: 'sas', os: 'Debian8 64bit', target: 5 },
+    { volumeType: 'ssd', os: 'Debian8 64bit', target: 2 },
+  ];
+
+  test('current stock counts, stale stock is apart, missing = target − creating − available', () => {
+    const [sas, ssd] = poolLevels(targets, [
+      { type: 'sas', os: 'Debian8 64bit', status: 'available', current: true, count: 2 },
+      { type: 'sas', os: 'Debian8 64bit', status: 'creating', current: true, count: 1 },
+      { type: 'sas', os: 'Debian8 64bit', status: 'available', current: false, count: 4 },
+      { type: 'sas', os: 'Debian8 64bit', status: 'reserved', current: false, count: 1 },
+      { type: 'ssd', os: 'Debian8 64bit', status: 'available', current: true, count: 3 },
+    ]);
+    assert.deepEqual(
+      {
+        available: sas?.available,
+        creating: sas?.creating,
+        stale: sas?.stale,
+        reserved: sas?.reserved,
+        missing: sas?.missing,
+      },
+      { available: 2, creating: 1, stale: 4, reserved: 1, missing: 2 },
+    );
+    assert.equal(ssd?.missing, 0, 'above target is never negative');
+  });
+
+  test('stock of a pair no longer configured shows with target 0, sorted by type then OS', () => {
+    const levels = poolLevels(targets, [
+      { type: 'hdd', os: 'CentOS 7', status: 'available', current: true, count: 1 },
+    ]);
+    assert.deepEqual(
+      levels.map((l) => [l.volumeType, l.os, l.target]),
+      [
+        ['hdd', 'CentOS 7', 0],
+        ['sas', 'Debian8 64bit', 5],
+        ['ssd', 'Debian8 64bit', 2],
+      ],
+    );
+  });
+});
+
+describe('interleave', () => {
+  const order = (os: string, missing: number): CreateOrder => ({
+    os,
+    type: 'sas',
+    snapshotId: `snap-${os}`,
+    volumeType: 'sas',
+    sizeGb: 1,
+    missing,
+  });
+
+  test('one of each pool in turn, the emptiest first, every missing volume once', () => {
+    const out = interleave([order('a', 1), order('b', 3), order('c', 2)]);
+    assert.deepEqual(
+      out.map((o) => o.os),
+      ['b', 'c', 'a', 'b', 'c', 'b'],
+    );
+  });
+
+  test('nothing missing: nothing to create', () => {
+    assert.deepEqual(interleave([order('a', 0)]), []);
+  });
+});
