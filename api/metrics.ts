@@ -8,6 +8,8 @@ import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { poolLevels } from '../lib/pool-state/levels';
+import { RunRepository } from '../lib/pool-state/runs';
+import type { FillProgress } from '../contracts/fill';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -19,6 +21,7 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'warmpool_api_' });
   const repo = new PoolRepository(db);
+  const runs = new RunRepository(db);
 
   new Gauge({
     name: 'warmpool_pool_volumes',
@@ -51,13 +54,9 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
     registers: [registry],
     async collect() {
       this.reset();
-      const { rows } = await db.query(
-        `SELECT summary, extract(epoch FROM finished_at) AS at FROM pool_runs
-          WHERE kind = 'fill' AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 1`,
-      );
-      const r = rows[0];
-      if (!r) return;
-      this.set({ field: 'finished_timestamp_seconds' }, Number(r.at));
+      const r = await runs.last<FillProgress>('fill', { finished: true });
+      if (!r?.finishedAt) return;
+      this.set({ field: 'finished_timestamp_seconds' }, r.finishedAt.getTime() / 1000);
       this.set({ field: 'available' }, Number(r.summary.available ?? 0));
       this.set({ field: 'failed' }, Number(r.summary.failed ?? 0));
       this.set({ field: 'drained' }, Number(r.summary.drained ?? 0));

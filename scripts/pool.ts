@@ -23,6 +23,7 @@ import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
 import { createDb } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { poolLevels } from '../lib/pool-state/levels';
+import { RunRepository } from '../lib/pool-state/runs';
 import { drainPoolWorkflow, reconcileWorkflow, syncOsWorkflow } from '../workflows';
 import {
   fillProgressQuery,
@@ -84,15 +85,11 @@ async function status(config: AppConfig, client: Client): Promise<void> {
         })),
       ),
     );
-    const last = await db.query(
-      `SELECT kind, workflow_id, started_at, finished_at, summary FROM pool_runs
-        WHERE kind = 'fill' ORDER BY started_at DESC LIMIT 1`,
-    );
-    const run = last.rows[0];
+    const run = await new RunRepository(db).last<FillProgress>('fill');
     if (run) {
-      const s = run.summary as FillProgress;
+      const s = run.summary;
       console.log(
-        `\nlast fill: ${run.started_at.toISOString()} ${run.finished_at ? 'finished' : 'RUNNING'}; ` +
+        `\nlast fill: ${run.startedAt.toISOString()} ${run.finishedAt ? 'finished' : 'RUNNING'}; ` +
           `planned ${s.planned}, available ${s.available}, failed ${s.failed}, drained ${s.drained}` +
           (s.stoppedBy ? `; stopped by ${s.stoppedBy}` : '') +
           (s.skipped?.length

@@ -1,11 +1,12 @@
 /**
- * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`:
- *   not a system disk → plain creation;
- *   a volume of that name already in the tenant's project → return it (`existing`);
- *   else reserve a current pool volume → hand it off (transfer + accept) → rename/untag/extend →
- *   drop its row → `pool`, and trigger a refill;
- *   pool empty, or the hand-off fails for good → the volume goes back to the pool (or is
- *   quarantined), then plain creation from the OS snapshot → `created`.
+ * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`,
+ * read as named steps:
+ *   fromPool        reserve (lock + image + row), deliver (lookup ‖ transfer, accept, rename);
+ *                   a failed hand-off is compensated (the volume back to the pool)
+ *   settleDelivery  answer the `delivered` update, then drop the row and ask for a refill
+ *   plainCreation   create from the OS snapshot (its list call is the name lookup) and wait
+ * Not a system disk → plainCreation only. Claims started by earlier code replay on
+ * `earlierPoolPath` (patches in CLAIM_PATCHES).
  * Outcome, project, OS and type are search attributes: every claim is findable in the Web UI.
  */
 import {
@@ -62,203 +63,115 @@ export const CLAIM_PATCHES = {
   fastPath: 'claim-fast-path',
 } as const;
 
-export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResult> {
-  const started = Date.now();
-  const timingsMs: Record<string, number> = {};
-  const mark = (k: string) => (timingsMs[k] = Date.now() - started);
-  const status: ClaimStatus = {
+/** One claim's state: what the status query shows, the timings, the answer the update awaits. */
+class ClaimRun {
+  readonly started = Date.now();
+  readonly timingsMs: Record<string, number> = {};
+  readonly status: ClaimStatus = {
     step: 'started',
     outcome: null,
     volumeId: null,
     fallbackReason: null,
   };
-  setHandler(claimStatusQuery, () => status);
-  let answer: ClaimResult | undefined;
-  let failure: string | undefined;
-  setHandler(
-    claimDeliveredUpdate,
-    async () => {
-      await condition(() => answer !== undefined || failure !== undefined);
-      if (answer) return answer;
-      throw ApplicationFailure.nonRetryable(failure as string, CLAIM_FAILURES.claimFailed);
-    },
-    {
-      validator: ({ bodyHash }) => {
-        if (bodyHash !== workflowInfo().memo?.bodyHash)
-          throw ApplicationFailure.nonRetryable(
-            `requestId ${input.requestId} was already used with a different body`,
-            CLAIM_FAILURES.bodyMismatch,
-          );
-      },
-    },
-  );
+  readonly target: ClaimTarget;
+  answer?: ClaimResult;
+  failure?: string;
+  extendError?: string | null;
+
+  constructor(readonly input: ClaimInput) {
+    this.target = {
+      claimId: workflowInfo().workflowId,
+      projectId: input.projectId,
+      userId: input.userId,
+      name: input.name,
+      os: input.os,
+      volumeType: input.volumeType,
+      sizeGb: input.sizeGb,
+    };
+  }
+
+  step(name: string): void {
+    this.status.step = name;
+  }
+
+  mark(event: string): void {
+    this.timingsMs[event] = Date.now() - this.started;
+  }
+
+  /** The claim's result; also the `delivered` update's answer from now on. */
+  done(volumeId: string, outcome: ClaimOutcome): ClaimResult {
+    Object.assign(this.status, { step: 'done', outcome, volumeId });
+    upsertSearchAttributes({ PoolOutcome: [outcome] });
+    this.mark('total');
+    const result: ClaimResult = {
+      volumeId,
+      outcome,
+      fallbackReason: this.status.fallbackReason,
+      timingsMs: this.timingsMs,
+    };
+    if (this.extendError !== undefined) result.extendError = this.extendError;
+    this.answer = result;
+    return result;
+  }
+}
+
+export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResult> {
+  const run = new ClaimRun(input);
+  installHandlers(run);
   upsertSearchAttributes({
     PoolProject: [input.projectId],
     PoolOs: [input.os ?? '-'],
     PoolVolumeType: [input.volumeType],
     PoolKind: [input.systemDisk ? 'system' : 'data'],
   });
-  const target: ClaimTarget = {
-    claimId: workflowInfo().workflowId,
-    projectId: input.projectId,
-    userId: input.userId,
-    name: input.name,
-    os: input.os,
-    volumeType: input.volumeType,
-    sizeGb: input.sizeGb,
-  };
-  let extendError: string | null | undefined;
-  const done = (volumeId: string, outcome: ClaimOutcome): ClaimResult => {
-    status.step = 'done';
-    status.outcome = outcome;
-    status.volumeId = volumeId;
-    upsertSearchAttributes({ PoolOutcome: [outcome] });
-    mark('total');
-    const result: ClaimResult = {
-      volumeId,
-      outcome,
-      fallbackReason: status.fallbackReason,
-      timingsMs,
-    };
-    if (extendError !== undefined) result.extendError = extendError;
-    answer = result;
-    return result;
-  };
-
+  // Decided once per claim, in this order: a claim started by earlier code keeps its path.
   const fast = input.systemDisk && patched(CLAIM_PATCHES.fastPath);
   const nameLocked = fast || (input.systemDisk && patched(CLAIM_PATCHES.nameLock));
-  // Decided once per claim: a claim started before the change keeps normal activities.
   const local = fast || patched(CLAIM_PATCHES.localSteps);
   const steps = local ? localDb : db;
-  const refill = local ? localDb : call;
   try {
     let image: CurrentImage | null = null;
     if (fast) {
-      const pool = await fromPool(input, target, status);
-      if ('delivery' in pool) {
-        const { delivery, reserved } = pool;
-        mark('delivered');
-        if (delivery.existing) {
-          await localDb.settleReservation({
-            claimId: target.claimId,
-            rowId: reserved.rowId,
-            delivered: false,
-          });
-          return done(delivery.volumeId, 'existing');
-        }
-        if (target.sizeGb && target.sizeGb > (delivery.sizeGb ?? 0)) {
-          status.step = 'extend';
-          const grown = await extend.extendTenantVolume({ target, volumeId: delivery.volumeId });
-          extendError = grown.extendError;
-          mark('extended');
-        }
-        const result = done(delivery.volumeId, 'pool');
-        // The answer is out with this workflow task (normal activities do not hold it back the
-        // way local ones would); the row and the refill follow.
-        await Promise.all([
-          db.settleReservation({ claimId: target.claimId, rowId: reserved.rowId, delivered: true }),
-          call.triggerRefill(),
-        ]);
-        return result;
-      }
+      const pool = await fromPool(run);
+      if ('delivery' in pool) return await settleDelivery(run, pool);
       image = pool.image;
     } else if (input.systemDisk) {
-      status.step = 'lookup';
-      const existing = nameLocked
-        ? await names.claimName(target)
-        : await call.findTenantVolume(target);
-      mark('lookup');
-      if (existing) return done(existing.volumeId, 'existing');
-
-      image =
-        (await steps.currentImage({ os: input.os as string, volumeType: input.volumeType })) ??
-        (await imageFromCinder(input.os as string, input.volumeType));
-
-      status.step = 'reserve';
-      const reserved: ReservedVolume | null = await steps.reservePoolVolume({
-        claimId: target.claimId,
-        os: input.os as string,
-        volumeType: input.volumeType,
-        snapshotId: image.snapshotId,
-      });
-      mark('reserve');
-      if (reserved) {
-        try {
-          status.step = 'transfer';
-          await handoff.handOff({ target, reserved });
-          mark('accepted');
-        } catch (err) {
-          // The hand-off failed for good: never lose the volume, then fall back, unless the
-          // volume turns out to be the tenant's after all (an accept whose reply was lost).
-          status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
-          status.step = 'compensate';
-          const back = await call.returnToPool({ claimId: target.claimId, reserved });
-          if (back === 'accepted') status.fallbackReason = null;
-        }
-        if (status.fallbackReason === null) {
-          // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back
-          // (that would give the tenant a second volume of the same name).
-          status.step = 'finish';
-          const extendStep = patched(CLAIM_PATCHES.extendStep);
-          // The refill starts alongside: the reserved row already does not count as stock.
-          const [finished] = await Promise.all([
-            handoff.finishHandOff({ target, reserved, extend: !extendStep }),
-            refill.triggerRefill(),
-          ]);
-          mark('finished');
-          if (extendStep && target.sizeGb && target.sizeGb > finished.sizeGb) {
-            status.step = 'extend';
-            const grown = await extend.extendTenantVolume({
-              target,
-              volumeId: finished.volumeId,
-            });
-            extendError = grown.extendError;
-            mark('extended');
-          }
-          return done(finished.volumeId, 'pool');
-        }
-      } else {
-        status.fallbackReason = 'pool empty';
-      }
+      const earlier = await earlierPoolPath(run, nameLocked, local);
+      if ('result' in earlier) return earlier.result;
+      image = earlier.image;
     }
-
-    status.step = 'create';
-    const timeoutMs = input.createTimeoutMs ?? 30 * 60_000;
-    const bounded = patched(CLAIM_PATCHES.createDeadline);
-    // Fixed once, before the create: no retry of any step restarts the clock.
-    const deadlineAt = bounded ? Date.now() + timeoutMs : undefined;
-    const created = await handoff.createTenantVolume({ target, image, orExisting: fast });
-    if (created.existing) {
-      mark('lookup');
-      status.fallbackReason = null;
-      return done(created.volumeId, 'existing');
-    }
-    mark('createRequested');
-    status.step = 'wait-available';
-    const waiter = bounded
-      ? proxyActivities<Activities>({
-          ...PROFILES.poolAwait,
-          // The whole wait, retries included, ends shortly after the deadline.
-          scheduleToCloseTimeout: timeoutMs + 5 * 60_000,
-        })
-      : wait;
-    await waiter.awaitTenantVolume({
-      target,
-      volumeId: created.volumeId,
-      timeoutMs,
-      deadlineAt,
-    });
-    mark('available');
-    return done(created.volumeId, 'created');
+    return await plainCreation(run, image, fast);
   } catch (err) {
-    failure = failureReason(err); // a waiting `delivered` update fails with the claim
+    run.failure = failureReason(err); // a waiting `delivered` update fails with the claim
     throw err;
   } finally {
     if (nameLocked) {
       // Even when the claim failed or was cancelled: the next claim for this name may go.
-      await CancellationScope.nonCancellable(() => steps.releaseClaimName(target));
+      await CancellationScope.nonCancellable(() => steps.releaseClaimName(run.target));
     }
   }
+}
+
+/** The status query, and the `delivered` update answered once the claim has its volume. */
+function installHandlers(run: ClaimRun): void {
+  setHandler(claimStatusQuery, () => run.status);
+  setHandler(
+    claimDeliveredUpdate,
+    async () => {
+      await condition(() => run.answer !== undefined || run.failure !== undefined);
+      if (run.answer) return run.answer;
+      throw ApplicationFailure.nonRetryable(run.failure as string, CLAIM_FAILURES.claimFailed);
+    },
+    {
+      validator: ({ bodyHash }) => {
+        if (bodyHash !== workflowInfo().memo?.bodyHash)
+          throw ApplicationFailure.nonRetryable(
+            `requestId ${run.input.requestId} was already used with a different body`,
+            CLAIM_FAILURES.bodyMismatch,
+          );
+      },
+    },
+  );
 }
 
 /** Where a fast-path system disk stands after the pool: delivered, or to create. */
@@ -267,15 +180,12 @@ type PoolAnswer = { delivery: Delivery; reserved: ReservedVolume } | { image: Cu
 /**
  * The pool side of a system disk claim (patch claim-fast-path): the name lock and the
  * reservation are local steps, the hand-off with its lookup is one activity. A failed hand-off
- * gives the volume back (or finishes it, if the accept took effect after all) and leaves the
- * claim to plain creation, which looks the name up first.
+ * is compensated — the volume goes back to the pool (or is finished, if the accept took effect
+ * after all) — and leaves the claim to plain creation, which looks the name up first.
  */
-async function fromPool(
-  input: ClaimInput,
-  target: ClaimTarget,
-  status: ClaimStatus,
-): Promise<PoolAnswer> {
-  status.step = 'reserve';
+async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
+  const { input, target, status } = run;
+  run.step('reserve');
   const os = input.os as string;
   // Lock, image and reservation in one local step: one pass through the worker, no round trip.
   const first = await localNames.reserveForClaim(target);
@@ -288,25 +198,159 @@ async function fromPool(
         volumeType: input.volumeType,
         snapshotId: image.snapshotId,
       });
-  if (reserved) {
-    status.step = 'transfer';
-    try {
-      return { delivery: await handoff.deliverPoolVolume({ target, reserved }), reserved };
-    } catch (err) {
-      status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
-      status.step = 'compensate';
-      if ((await call.returnToPool({ claimId: target.claimId, reserved })) === 'accepted') {
-        status.fallbackReason = null;
-        status.step = 'finish';
-        const done = await handoff.finishHandOff({ target, reserved, extend: false });
-        return { delivery: { existing: false, ...done }, reserved };
-      }
-    }
-  } else {
+  if (!reserved) {
     status.fallbackReason = 'pool empty';
+    return { image };
   }
-  // Plain creation follows; its first list call is also the name lookup (orExisting).
-  return { image };
+  run.step('transfer');
+  try {
+    return { delivery: await handoff.deliverPoolVolume({ target, reserved }), reserved };
+  } catch (err) {
+    status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
+    run.step('compensate');
+    if ((await call.returnToPool({ claimId: target.claimId, reserved })) === 'accepted') {
+      status.fallbackReason = null;
+      run.step('finish');
+      const done = await handoff.finishHandOff({ target, reserved, extend: false });
+      return { delivery: { existing: false, ...done }, reserved };
+    }
+    return { image };
+  }
+}
+
+/**
+ * The pool volume is the tenant's (or the name existed already): answer, grow it if a larger
+ * size was asked, then — after the answer is out — drop the row and ask for a refill.
+ */
+async function settleDelivery(
+  run: ClaimRun,
+  { delivery, reserved }: { delivery: Delivery; reserved: ReservedVolume },
+): Promise<ClaimResult> {
+  const { target } = run;
+  run.mark('delivered');
+  if (delivery.existing) {
+    await localDb.settleReservation({
+      claimId: target.claimId,
+      rowId: reserved.rowId,
+      delivered: false,
+    });
+    return run.done(delivery.volumeId, 'existing');
+  }
+  if (target.sizeGb && target.sizeGb > (delivery.sizeGb ?? 0)) {
+    run.step('extend');
+    const grown = await extend.extendTenantVolume({ target, volumeId: delivery.volumeId });
+    run.extendError = grown.extendError;
+    run.mark('extended');
+  }
+  const result = run.done(delivery.volumeId, 'pool');
+  // The answer is out with this workflow task (normal activities do not hold it back the way
+  // local ones would); the row and the refill follow.
+  await Promise.all([
+    db.settleReservation({ claimId: target.claimId, rowId: reserved.rowId, delivered: true }),
+    call.triggerRefill(),
+  ]);
+  return result;
+}
+
+/**
+ * Plain creation from the OS snapshot (or a data disk), waiting until `available` under a
+ * deadline fixed once. On the fast path the create's own list call is the name lookup.
+ */
+async function plainCreation(
+  run: ClaimRun,
+  image: CurrentImage | null,
+  fast: boolean,
+): Promise<ClaimResult> {
+  const { input, target } = run;
+  run.step('create');
+  const timeoutMs = input.createTimeoutMs ?? 30 * 60_000;
+  const bounded = patched(CLAIM_PATCHES.createDeadline);
+  // Fixed once, before the create: no retry of any step restarts the clock.
+  const deadlineAt = bounded ? Date.now() + timeoutMs : undefined;
+  const created = await handoff.createTenantVolume({ target, image, orExisting: fast });
+  if (created.existing) {
+    run.mark('lookup');
+    run.status.fallbackReason = null;
+    return run.done(created.volumeId, 'existing');
+  }
+  run.mark('createRequested');
+  run.step('wait-available');
+  const waiter = bounded
+    ? proxyActivities<Activities>({
+        ...PROFILES.poolAwait,
+        // The whole wait, retries included, ends shortly after the deadline.
+        scheduleToCloseTimeout: timeoutMs + 5 * 60_000,
+      })
+    : wait;
+  await waiter.awaitTenantVolume({ target, volumeId: created.volumeId, timeoutMs, deadlineAt });
+  run.mark('available');
+  return run.done(created.volumeId, 'created');
+}
+
+/**
+ * The pool path of claims started before patch claim-fast-path (kept so they replay): lookup
+ * under the name lock, image, reserve, hand-off, compensation, finish; or the image to create
+ * from.
+ */
+async function earlierPoolPath(
+  run: ClaimRun,
+  nameLocked: boolean,
+  local: boolean,
+): Promise<{ result: ClaimResult } | { image: CurrentImage }> {
+  const { input, target, status } = run;
+  const steps = local ? localDb : db;
+  const refill = local ? localDb : call;
+  run.step('lookup');
+  const existing = nameLocked ? await names.claimName(target) : await call.findTenantVolume(target);
+  run.mark('lookup');
+  if (existing) return { result: run.done(existing.volumeId, 'existing') };
+
+  const image =
+    (await steps.currentImage({ os: input.os as string, volumeType: input.volumeType })) ??
+    (await imageFromCinder(input.os as string, input.volumeType));
+
+  run.step('reserve');
+  const reserved: ReservedVolume | null = await steps.reservePoolVolume({
+    claimId: target.claimId,
+    os: input.os as string,
+    volumeType: input.volumeType,
+    snapshotId: image.snapshotId,
+  });
+  run.mark('reserve');
+  if (!reserved) {
+    status.fallbackReason = 'pool empty';
+    return { image };
+  }
+  try {
+    run.step('transfer');
+    await handoff.handOff({ target, reserved });
+    run.mark('accepted');
+  } catch (err) {
+    // The hand-off failed for good: never lose the volume, then fall back, unless the volume
+    // turns out to be the tenant's after all (an accept whose reply was lost).
+    status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
+    run.step('compensate');
+    const back = await call.returnToPool({ claimId: target.claimId, reserved });
+    if (back !== 'accepted') return { image };
+    status.fallbackReason = null;
+  }
+  // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back (that
+  // would give the tenant a second volume of the same name).
+  run.step('finish');
+  const extendStep = patched(CLAIM_PATCHES.extendStep);
+  // The refill starts alongside: the reserved row already does not count as stock.
+  const [finished] = await Promise.all([
+    handoff.finishHandOff({ target, reserved, extend: !extendStep }),
+    refill.triggerRefill(),
+  ]);
+  run.mark('finished');
+  if (extendStep && target.sizeGb && target.sizeGb > finished.sizeGb) {
+    run.step('extend');
+    const grown = await extend.extendTenantVolume({ target, volumeId: finished.volumeId });
+    run.extendError = grown.extendError;
+    run.mark('extended');
+  }
+  return { result: run.done(finished.volumeId, 'pool') };
 }
 
 /** No fill has run yet (a fresh install): the OS's image straight from Cinder. */

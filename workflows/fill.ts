@@ -9,7 +9,7 @@
 import { condition, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import { fillProgressQuery, type FillInput, type FillProgress } from '../contracts/fill';
 import type { Activities } from '../activities';
-import type { CreateOrder } from '../activities/fill/plan';
+import type { CreateOrder, FillPlan } from '../activities/fill/plan';
 import { poolVolumeName } from '../lib/pool-state/naming';
 import { PROFILES } from './profiles';
 import { failureMessage, failureType } from './failures';
@@ -36,9 +36,24 @@ export function interleave(orders: CreateOrder[]): CreateOrder[] {
 }
 
 export async function fillPoolWorkflow(input: FillInput = {}): Promise<FillProgress> {
-  const p: FillProgress = {
+  const p = newProgress(input.reason ?? 'schedule');
+  setHandler(fillProgressQuery, () => p);
+  await db.recordRun({ kind: 'fill', summary: p });
+  const plan = await makePlan(p);
+  p.phase = 'filling';
+  const drains = drainStale(p, plan);
+  await createMissing(p, plan);
+  await Promise.all(drains);
+  p.phase = 'done';
+  p.errors = p.errors.slice(-20); // keep the record readable
+  await db.recordRun({ kind: 'fill', summary: p, finished: true });
+  return p;
+}
+
+function newProgress(reason: string): FillProgress {
+  return {
     phase: 'starting',
-    reason: input.reason ?? 'schedule',
+    reason,
     planned: 0,
     requested: 0,
     available: 0,
@@ -52,73 +67,45 @@ export async function fillPoolWorkflow(input: FillInput = {}): Promise<FillProgr
     reconcile: null,
     perPool: {},
   };
-  setHandler(fillProgressQuery, () => p);
-  await db.recordRun({ kind: 'fill', summary: p });
+}
 
+/** Reconcile leaks, resolve each OS to its newest snapshot, and plan what to create and drain. */
+async function makePlan(p: FillProgress): Promise<FillPlan> {
   p.phase = 'reconciling';
   p.reconcile = await scan.reconcile();
-
   p.phase = 'resolving';
   const resolved = await call.resolveImages({});
   p.skipped = resolved.skipped;
-
   p.phase = 'planning';
   const plan = await db.planFill(resolved.images);
   p.staleTotal = plan.staleTotal;
   for (const o of plan.orders) {
     p.planned += o.missing;
-    p.perPool[`${o.type}/${o.os}`] = { planned: o.missing, available: 0, failed: 0 };
+    p.perPool[poolKey(o)] = { planned: o.missing, available: 0, failed: 0 };
   }
+  return plan;
+}
 
-  p.phase = 'filling';
-  // Each drain handles its own failure where it is made: a rejection left unhandled while the
-  // create loop waits would fail the workflow task on every replay and wedge the fill for good.
-  // A row whose delete failed stays `deleting`; the status check retries it later.
-  const drains = plan.drain.map(async (rowId) => {
+const poolKey = (o: CreateOrder) => `${o.type}/${o.os}`;
+
+/**
+ * Drains stale stock alongside the creates. Each drain handles its own failure where it is made:
+ * a rejection left unhandled while the create loop waits would fail the workflow task on every
+ * replay and wedge the fill for good. A row whose delete failed stays `deleting`; the status
+ * check retries it later.
+ */
+function drainStale(p: FillProgress, plan: FillPlan): Promise<void>[] {
+  return plan.drain.map(async (rowId) => {
     try {
       if (await scan.drainPoolVolume(rowId)) p.drained++;
     } catch (err) {
       p.errors.push(`drain of row ${rowId}: ${failureMessage(err)}`);
     }
   });
+}
 
-  const createOne = async (o: CreateOrder): Promise<void> => {
-    const pool = p.perPool[`${o.type}/${o.os}`] as {
-      planned: number;
-      available: number;
-      failed: number;
-    };
-    try {
-      const name = poolVolumeName(plan.settings.namePrefix, o.type, o.os, uuid4().slice(0, 13));
-      const created = await create.createPoolVolume({
-        name,
-        os: o.os,
-        type: o.type,
-        snapshotId: o.snapshotId,
-        volumeType: o.volumeType,
-        sizeGb: o.sizeGb,
-      });
-      p.requested++;
-      const outcome = await watch.awaitPoolVolume(created);
-      if (outcome === 'available') {
-        p.available++;
-        pool.available++;
-      } else {
-        p.failed++;
-        pool.failed++;
-        p.errors.push(`${name}: ${outcome}`);
-      }
-    } catch (err) {
-      if (failureType(err) === 'CinderOverLimit') {
-        p.stoppedBy ??= `quota: ${failureMessage(err)}`;
-      } else {
-        p.failed++;
-        pool.failed++;
-        p.errors.push(failureMessage(err));
-      }
-    }
-  };
-
+/** Creates what is missing, round-robin, at most `concurrency` in flight; quota stops it. */
+async function createMissing(p: FillProgress, plan: FillPlan): Promise<void> {
   let inFlight = 0;
   const tasks: Promise<void>[] = [];
   for (const order of interleave(plan.orders)) {
@@ -127,16 +114,45 @@ export async function fillPoolWorkflow(input: FillInput = {}): Promise<FillProgr
     inFlight++;
     p.inFlight = inFlight;
     tasks.push(
-      createOne(order).finally(() => {
+      createOne(p, plan, order).finally(() => {
         inFlight--;
         p.inFlight = inFlight;
       }),
     );
   }
-  await Promise.all([...tasks, ...drains]);
+  await Promise.all(tasks);
+}
 
-  p.phase = 'done';
-  p.errors = p.errors.slice(-20); // keep the record readable
-  await db.recordRun({ kind: 'fill', summary: p, finished: true });
-  return p;
+/** One pool volume: create, then watch it until it is available (or removed). */
+async function createOne(p: FillProgress, plan: FillPlan, o: CreateOrder): Promise<void> {
+  const pool = p.perPool[poolKey(o)] as FillProgress['perPool'][string];
+  try {
+    const name = poolVolumeName(plan.settings.namePrefix, o.type, o.os, uuid4().slice(0, 13));
+    const created = await create.createPoolVolume({
+      name,
+      os: o.os,
+      type: o.type,
+      snapshotId: o.snapshotId,
+      volumeType: o.volumeType,
+      sizeGb: o.sizeGb,
+    });
+    p.requested++;
+    const outcome = await watch.awaitPoolVolume(created);
+    if (outcome === 'available') {
+      p.available++;
+      pool.available++;
+    } else {
+      p.failed++;
+      pool.failed++;
+      p.errors.push(`${name}: ${outcome}`);
+    }
+  } catch (err) {
+    if (failureType(err) === 'CinderOverLimit') {
+      p.stoppedBy ??= `quota: ${failureMessage(err)}`;
+    } else {
+      p.failed++;
+      pool.failed++;
+      p.errors.push(failureMessage(err));
+    }
+  }
 }

@@ -14,6 +14,7 @@ import {
   type PoolVolume,
 } from '../../lib/pool-state/repository';
 import { TAGS } from '../../lib/pool-state/naming';
+import { LeakSightings } from '../../lib/pool-state/leaks';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
 import { workflowRunning } from '../../lib/temporal/workflows';
@@ -65,6 +66,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
   const { config, cinder, db, temporal } = deps;
   const repo = new PoolRepository(db);
   const images = new OsImageRepository(db);
+  const leaks = new LeakSightings(db);
   const prefix = config.pool.volumeNamePrefix;
 
   async function taggedVolumes(): Promise<Map<string, Volume>> {
@@ -118,80 +120,95 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
       stillCreating: 0,
     };
     const volumes = await taggedVolumes();
-    const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
     await retryDeleteBacklog(result);
-    for (const row of await repo.listAll()) {
-      if (row.status === 'reserved') {
-        if (await recoverOrphanedReservation(row, volumes)) result.releasedOrphans++;
-        continue;
-      }
-      if (row.status === 'deleting' || row.status === 'flagged') continue; // the backlog's
-      let v = row.volumeId ? volumes.get(row.volumeId) : undefined;
-      if (row.volumeId && !v) {
-        try {
-          v = (await cinder.findVolume(row.volumeId)) ?? undefined;
-        } catch (err) {
-          // No answer is not "gone": only a 404 removes a row.
-          log.warn(`no answer about pool volume ${row.volumeId}: ${(err as Error).message}`);
-          result.unreachable = (result.unreachable ?? 0) + 1;
-          continue;
-        }
-      }
-      const age = Date.now() - row.createdAt.getTime();
-      if (!row.volumeId) {
-        // A create whose Cinder answer was never recorded: adopt by name, or drop once old.
-        const byName = [...volumes.values()].find((x) => x.name === row.name);
-        if (byName) await repo.setVolume(row.id, byName.id, null);
-        else if (age > timeoutMs) {
-          await repo.delete(row.id);
-          result.removedVanished++;
-        } else result.stillCreating++;
-        continue;
-      }
-      if (!v) {
-        log.warn(
-          `pool volume ${row.volumeId} (${row.name}) vanished from Cinder: removing its row`,
-        );
-        await repo.delete(row.id);
-        result.removedVanished++;
-      } else if (row.status === 'creating') {
-        if (v.status === 'available') {
-          if (await repo.markAvailable(row.id)) result.madeAvailable++;
-        } else if (v.status === 'creating' || v.status === 'downloading') {
-          if (age > timeoutMs) {
-            await removeRow(row.id, v);
-            result.removedTimedOut++;
-          } else result.stillCreating++;
-        } else {
-          log.warn(`pool volume ${v.id} (${v.name}) is ${v.status}: deleting it`);
-          await removeRow(row.id, v);
-          result.removedFailed++;
-        }
-      } else if (row.status === 'available' && v.status !== 'available') {
-        if (BROKEN.has(v.status)) {
-          log.warn(`idle pool volume ${v.id} (${v.name}) turned ${v.status}: deleting it`);
-          if (await repo.transition(row.id, 'available', 'deleting')) {
-            // Refused for good → flagged; a transient failure leaves it to the backlog.
-            await deleteOrFlag(cinder, repo, row.id, v.id).then(
-              (deleted) =>
-                deleted ? result.removedFailed++ : (result.flagged = (result.flagged ?? 0) + 1),
-              (e: Error) => log.warn(`delete of ${v?.id} failed, retried later: ${e.message}`),
-            );
-          }
-        } else {
-          // Not ours to fix blindly (e.g. attached by someone): never hand it out meanwhile.
-          log.warn(
-            `idle pool volume ${v.id} (${v.name}) is ${v.status}: taking it out of the pool`,
-          );
-          if (await repo.transition(row.id, 'available', 'deleting')) {
-            await repo.delete(row.id);
-            result.removedVanished++;
-          }
-        }
-      }
-    }
+    for (const row of await repo.listAll()) await checkRow(row, volumes, result);
     return result;
   }
+
+  async function checkRow(
+    row: PoolVolume,
+    volumes: Map<string, Volume>,
+    result: CheckResult,
+  ): Promise<void> {
+    if (row.status === 'reserved') {
+      if (await recoverOrphanedReservation(row, volumes)) result.releasedOrphans++;
+      return;
+    }
+    if (row.status === 'deleting' || row.status === 'flagged') return; // the backlog's
+    if (!row.volumeId) return checkUnanswered(row, volumes, result);
+    let v = volumes.get(row.volumeId);
+    if (!v) {
+      try {
+        v = (await cinder.findVolume(row.volumeId)) ?? undefined;
+      } catch (err) {
+        // No answer is not "gone": only a 404 removes a row.
+        log.warn(`no answer about pool volume ${row.volumeId}: ${(err as Error).message}`);
+        result.unreachable = (result.unreachable ?? 0) + 1;
+        return;
+      }
+    }
+    if (!v) {
+      log.warn(`pool volume ${row.volumeId} (${row.name}) vanished from Cinder: removing its row`);
+      await repo.delete(row.id);
+      result.removedVanished++;
+    } else if (row.status === 'creating') await checkCreating(row, v, result);
+    else if (row.status === 'available' && v.status !== 'available')
+      await checkIdle(row, v, result);
+  }
+
+  /** A create whose Cinder answer was never recorded: adopt the volume by name, or drop once old. */
+  async function checkUnanswered(
+    row: PoolVolume,
+    volumes: Map<string, Volume>,
+    result: CheckResult,
+  ): Promise<void> {
+    const byName = [...volumes.values()].find((x) => x.name === row.name);
+    if (byName) await repo.setVolume(row.id, byName.id, null);
+    else if (Date.now() - row.createdAt.getTime() > creatingTimeoutMs()) {
+      await repo.delete(row.id);
+      result.removedVanished++;
+    } else result.stillCreating++;
+  }
+
+  /** A `creating` row follows Cinder: available, still creating (until the timeout), or failed. */
+  async function checkCreating(row: PoolVolume, v: Volume, result: CheckResult): Promise<void> {
+    if (v.status === 'available') {
+      if (await repo.markAvailable(row.id)) result.madeAvailable++;
+    } else if (v.status === 'creating' || v.status === 'downloading') {
+      if (Date.now() - row.createdAt.getTime() > creatingTimeoutMs()) {
+        await removeRow(row.id, v);
+        result.removedTimedOut++;
+      } else result.stillCreating++;
+    } else {
+      log.warn(`pool volume ${v.id} (${v.name}) is ${v.status}: deleting it`);
+      await removeRow(row.id, v);
+      result.removedFailed++;
+    }
+  }
+
+  /** Idle stock that is no longer `available` in Cinder leaves the pool; never handed out. */
+  async function checkIdle(row: PoolVolume, v: Volume, result: CheckResult): Promise<void> {
+    if (BROKEN.has(v.status)) {
+      log.warn(`idle pool volume ${v.id} (${v.name}) turned ${v.status}: deleting it`);
+      if (await repo.transition(row.id, 'available', 'deleting')) {
+        // Refused for good → flagged; a transient failure leaves it to the backlog.
+        await deleteOrFlag(cinder, repo, row.id, v.id).then(
+          (deleted) =>
+            deleted ? result.removedFailed++ : (result.flagged = (result.flagged ?? 0) + 1),
+          (e: Error) => log.warn(`delete of ${v.id} failed, retried later: ${e.message}`),
+        );
+      }
+    } else {
+      // Not ours to fix blindly (e.g. attached by someone): never hand it out meanwhile.
+      log.warn(`idle pool volume ${v.id} (${v.name}) is ${v.status}: taking it out of the pool`);
+      if (await repo.transition(row.id, 'available', 'deleting')) {
+        await repo.delete(row.id);
+        result.removedVanished++;
+      }
+    }
+  }
+
+  const creatingTimeoutMs = () => config.pool.creatingTimeoutMinutes * 60_000;
 
   /**
    * Rows a drain left in `deleting` (it died, or its delete failed) and flagged rows get another
@@ -211,9 +228,12 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     }
   }
 
+  /**
+   * One leak pass: unknown pool-tagged volumes are sighted, and acted on (adopted or deleted)
+   * when the previous pass saw them too; then rows whose volume is gone are removed.
+   */
   async function reconcile(): Promise<ReconcileResult> {
-    const { rows } = await db.query<{ pass: string }>(`SELECT nextval('reconcile_pass') AS pass`);
-    const pass = Number(rows[0]?.pass);
+    const pass = await leaks.nextPass();
     const volumes = await taggedVolumes();
     const poolRows = await repo.listAll();
     const knownIds = new Set(poolRows.map((r) => r.volumeId).filter((x): x is string => !!x));
@@ -228,88 +248,100 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
       deletedLeaks: [],
       rowsWithoutVolume: 0,
     };
-
+    const stock = stockCounter(poolRows);
     for (const v of volumes.values()) {
       if (knownIds.has(v.id) || knownNames.has(v.name)) continue;
-      const prev = await db.query<{ last_pass: string }>(
-        `SELECT last_pass FROM leak_sightings WHERE volume_id = $1`,
-        [v.id],
-      );
       // Acted on only when the previous pass saw it too; otherwise (first sighting, or a pass
       // without it in between) the sighting (re)starts here.
-      if (Number(prev.rows[0]?.last_pass ?? -1) !== pass - 1) {
-        await db.query(
-          `INSERT INTO leak_sightings (volume_id, name, first_pass, last_pass) VALUES ($1, $2, $3, $3)
-           ON CONFLICT (volume_id) DO UPDATE SET first_pass = $3, last_pass = $3, seen_at = now()`,
-          [v.id, v.name, pass],
-        );
+      if (((await leaks.lastSeen(v.id)) ?? -1) !== pass - 1) {
+        await leaks.firstSeen(v.id, v.name, pass);
         result.unknownSeenOnce++;
         continue;
       }
-      const os = v.metadata[TAGS.os];
-      const type = v.metadata[TAGS.type];
-      const image = os && type ? await images.get(os, type) : null;
-      const target =
-        config.pool.targets.find((t) => t.os === os && t.volumeType === type)?.target ?? 0;
-      const have = poolRows.filter(
-        (r) =>
-          r.os === os &&
-          r.type === type &&
-          (r.status === 'available' || r.status === 'creating') &&
-          r.snapshotId === image?.snapshotId,
-      ).length;
-      if (
-        v.status === 'available' &&
-        image &&
-        v.snapshotId === image.snapshotId &&
-        have < target &&
-        os &&
-        type
-      ) {
-        await repo.upsert({
-          name: v.name,
-          type,
-          os,
-          snapshotId: image.snapshotId,
-          volumeType: v.volumeType,
-          sizeGb: v.size,
-          volumeId: v.id,
-          status: 'available',
-        });
-        poolRows.push({
-          os,
-          type,
-          status: 'available',
-          snapshotId: image.snapshotId,
-        } as (typeof poolRows)[number]);
-        log.info(`adopted leaked pool volume ${v.id} (${v.name})`);
-        result.adopted.push(v.id);
-      } else {
-        try {
-          await deletePoolVolume(cinder, v);
-        } catch (err) {
-          // One undeletable leak (attached by someone…) must not stop the pass nor the fill: it
-          // stays sighted and is tried again on the next pass.
-          if (!(err instanceof CinderError)) throw err;
-          log.warn(`could not delete leaked pool volume ${v.id}: ${err.message}`);
-          await db.query(`UPDATE leak_sightings SET last_pass = $2 WHERE volume_id = $1`, [
-            v.id,
-            pass,
-          ]);
-          (result.undeletableLeaks ??= []).push(v.id);
-          continue;
-        }
-        log.warn(`deleted leaked pool volume ${v.id} (${v.name}, ${v.status})`);
-        result.deletedLeaks.push(v.id);
-      }
-      // Forgotten only once acted on: a failed delete keeps its sighting.
-      await db.query(`DELETE FROM leak_sightings WHERE volume_id = $1`, [v.id]);
+      if (await adoptIfWanted(v, stock)) result.adopted.push(v.id);
+      else if (await deleteLeak(v, pass, result)) result.deletedLeaks.push(v.id);
+      else continue; // undeletable: stays sighted
+      await leaks.forget(v.id); // forgotten only once acted on
     }
-    await db.query(`DELETE FROM leak_sightings WHERE last_pass < $1`, [pass]);
+    await leaks.forgetOlderThan(pass);
+    result.rowsWithoutVolume = await removeRowsWithoutVolume(poolRows, volumes);
+    return result;
+  }
 
-    // Rows whose volume is gone from Cinder (not just from the tagged list: a claim may have
-    // untagged it while the row is reserved).
-    for (const r of poolRows) {
+  /** Current stock per (type, OS), counting what this pass adopts. */
+  function stockCounter(rows: PoolVolume[]) {
+    const adopted = new Map<string, number>();
+    const key = (os: string, type: string) => `${type}\u0000${os}`;
+    return {
+      count: (os: string, type: string, snapshotId: string) =>
+        rows.filter(
+          (r) =>
+            r.os === os &&
+            r.type === type &&
+            (r.status === 'available' || r.status === 'creating') &&
+            r.snapshotId === snapshotId,
+        ).length + (adopted.get(key(os, type)) ?? 0),
+      add: (os: string, type: string) =>
+        adopted.set(key(os, type), (adopted.get(key(os, type)) ?? 0) + 1),
+    };
+  }
+
+  /** A leak worth keeping (available, current image, its pool short) becomes stock. */
+  async function adoptIfWanted(
+    v: Volume,
+    stock: ReturnType<typeof stockCounter>,
+  ): Promise<boolean> {
+    const os = v.metadata[TAGS.os];
+    const type = v.metadata[TAGS.type];
+    if (!os || !type || v.status !== 'available') return false;
+    const image = await images.get(os, type);
+    if (!image || v.snapshotId !== image.snapshotId) return false;
+    const target =
+      config.pool.targets.find((t) => t.os === os && t.volumeType === type)?.target ?? 0;
+    if (stock.count(os, type, image.snapshotId) >= target) return false;
+    await repo.upsert({
+      name: v.name,
+      type,
+      os,
+      snapshotId: image.snapshotId,
+      volumeType: v.volumeType,
+      sizeGb: v.size,
+      volumeId: v.id,
+      status: 'available',
+    });
+    stock.add(os, type);
+    log.info(`adopted leaked pool volume ${v.id} (${v.name})`);
+    return true;
+  }
+
+  /**
+   * Deletes a leak. One Cinder refuses to delete (attached by someone…) must not stop the pass
+   * nor the fill: it stays sighted and is tried again on the next pass.
+   */
+  async function deleteLeak(v: Volume, pass: number, result: ReconcileResult): Promise<boolean> {
+    try {
+      await deletePoolVolume(cinder, v);
+    } catch (err) {
+      if (!(err instanceof CinderError)) throw err;
+      log.warn(`could not delete leaked pool volume ${v.id}: ${err.message}`);
+      await leaks.seenAgain(v.id, pass);
+      (result.undeletableLeaks ??= []).push(v.id);
+      return false;
+    }
+    log.warn(`deleted leaked pool volume ${v.id} (${v.name}, ${v.status})`);
+    return true;
+  }
+
+  /**
+   * Rows whose volume is gone from Cinder (not just from the tagged list: a claim may have
+   * untagged it while the row is reserved). Returns how many were removed.
+   */
+  async function removeRowsWithoutVolume(
+    rows: PoolVolume[],
+    volumes: Map<string, Volume>,
+  ): Promise<number> {
+    let removed = 0;
+    for (const r of rows) {
       if (
         !r.volumeId ||
         r.status === 'reserved' ||
@@ -320,10 +352,10 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
         continue;
       if (!(await cinder.findVolume(r.volumeId).catch(() => 'unknown'))) {
         await repo.delete(r.id);
-        result.rowsWithoutVolume++;
+        removed++;
       }
     }
-    return result;
+    return removed;
   }
 
   /** Rows an operator asked to drain: `available` ones of the given OS/type (all when unset). */
