@@ -9,14 +9,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../lib/temporal/connect';
-import { createDb, type Db } from '../lib/pool-state/db';
+import { type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { buildApi } from '../api/server';
 import { claimVolumeWorkflow, fillPoolWorkflow } from '../workflows';
 import { claimWorkflowId, type ClaimInput } from '../contracts/claim';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
-import { admin, config as stackConfig, tenant, unique, waitFor } from './support/env';
+import { admin, tenant, unique, waitFor } from './support/env';
 import {
   poolEnv,
   setCreateDelay,
@@ -25,22 +24,16 @@ import {
   taggedVolumes,
   testConfig,
   wipePool,
+  openStack,
+  closeStack,
 } from './support/pool';
 
 let client: Client;
 let db: Db;
 const { config, env } = testConfig(poolEnv({ more: 'Debian8 64bit', numsMore: 3 }));
 
-before(async () => {
-  client = await connectClient(stackConfig);
-  db = createDb(stackConfig.databaseUrl, 5);
-});
-after(async () => {
-  setCreateDelay(0);
-  await wipePool(db);
-  await client.connection.close();
-  await db.end();
-});
+before(async () => ({ client, db } = await openStack(5)));
+after(() => closeStack({ client, db }));
 
 async function withWorker<T>(
   failpoints: string | null,

@@ -14,12 +14,11 @@ import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import { buildApi } from '../api/server';
-import { connectClient } from '../lib/temporal/connect';
-import { createDb, type Db } from '../lib/pool-state/db';
+import { type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { checkPoolStateWorkflow, fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
-import { admin, config as stackConfig, sleep, unique, waitFor } from './support/env';
+import { admin, sleep, unique, waitFor } from './support/env';
 import {
   assertFillLimits,
   exited,
@@ -29,6 +28,8 @@ import {
   taggedVolumes,
   testConfig,
   wipePool,
+  openStack,
+  closeStack,
 } from './support/pool';
 
 const ROOT = resolve(__dirname, '..');
@@ -37,17 +38,10 @@ let db: Db;
 let repo: PoolRepository;
 
 before(async () => {
-  client = await connectClient(stackConfig);
-  db = createDb(stackConfig.databaseUrl, 10);
+  ({ client, db } = await openStack(10, { wipe: true }));
   repo = new PoolRepository(db);
-  await wipePool(db);
 });
-after(async () => {
-  setCreateDelay(0);
-  await wipePool(db);
-  await client.connection.close();
-  await db.end();
-});
+after(() => closeStack({ client, db }));
 
 const stack = (...args: string[]) =>
   execFileSync('bash', [`${ROOT}/scripts/stack.sh`, ...args], { stdio: 'pipe' });

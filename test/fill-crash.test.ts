@@ -6,11 +6,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../lib/temporal/connect';
-import { createDb, type Db } from '../lib/pool-state/db';
+import { type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { fillPoolWorkflow } from '../workflows';
-import { config as stackConfig, unique, waitFor } from './support/env';
+import { unique, waitFor } from './support/env';
 import {
   poolEnv,
   setCreateDelay,
@@ -19,22 +18,16 @@ import {
   taggedVolumes,
   testConfig,
   wipePool,
+  openStack,
+  closeStack,
 } from './support/pool';
 
 let client: Client;
 let db: Db;
 const TARGET = 10;
 
-before(async () => {
-  client = await connectClient(stackConfig);
-  db = createDb(stackConfig.databaseUrl, 5);
-});
-after(async () => {
-  setCreateDelay(0);
-  await wipePool(db);
-  await client.connection.close();
-  await db.end();
-});
+before(async () => ({ client, db } = await openStack(5)));
+after(() => closeStack({ client, db }));
 
 async function assertExactPool(): Promise<void> {
   const rows = await new PoolRepository(db).listAll();

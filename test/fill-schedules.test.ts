@@ -6,26 +6,23 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../lib/temporal/connect';
 import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
-import { createDb, type Db } from '../lib/pool-state/db';
-import { config as stackConfig, sleep, unique } from './support/env';
-import { poolEnv, setCreateDelay, startWorker, testConfig, wipePool } from './support/pool';
+import { type Db } from '../lib/pool-state/db';
+import { sleep, unique } from './support/env';
+import {
+  poolEnv,
+  setCreateDelay,
+  startWorker,
+  testConfig,
+  openStack,
+  closeStack,
+} from './support/pool';
 
 let client: Client;
 let db: Db;
 
-before(async () => {
-  client = await connectClient(stackConfig);
-  db = createDb(stackConfig.databaseUrl, 5);
-  await wipePool(db);
-});
-after(async () => {
-  setCreateDelay(0);
-  await wipePool(db);
-  await client.connection.close();
-  await db.end();
-});
+before(async () => ({ client, db } = await openStack(5, { wipe: true })));
+after(() => closeStack({ client, db }));
 
 async function runsOf(scheduleId: string) {
   const out: { start: number; close: number | null }[] = [];

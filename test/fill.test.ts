@@ -6,8 +6,7 @@
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { connectClient } from '../lib/temporal/connect';
-import { createDb, type Db } from '../lib/pool-state/db';
+import { type Db } from '../lib/pool-state/db';
 import { OsImageRepository, PoolRepository } from '../lib/pool-state/repository';
 import { poolTags, TAGS } from '../lib/pool-state/naming';
 import { checkPoolStateWorkflow, fillPoolWorkflow, reconcileWorkflow } from '../workflows';
@@ -24,6 +23,8 @@ import {
   testConfig,
   wipePool,
   type RunningWorker,
+  openStack,
+  closeStack,
 } from './support/pool';
 import type { AppConfig } from '../lib/config/load';
 
@@ -33,16 +34,10 @@ let repo: PoolRepository;
 let worker: RunningWorker | undefined;
 
 before(async () => {
-  client = await connectClient(stackConfig);
-  db = createDb(stackConfig.databaseUrl, 5);
+  ({ client, db } = await openStack(5));
   repo = new PoolRepository(db);
 });
-after(async () => {
-  setCreateDelay(0);
-  await wipePool(db);
-  await client.connection.close();
-  await db.end();
-});
+after(() => closeStack({ client, db }));
 beforeEach(async () => {
   setCreateDelay(0);
   await wipePool(db);

@@ -13,11 +13,12 @@ import { cinderFromConfig, type CinderClient, type Volume } from '../../lib/cind
 import type { Client } from '@temporalio/client';
 import { createActivities } from '../../activities';
 import { createLogger } from '../../lib/log';
-import type { Db } from '../../lib/pool-state/db';
+import { createDb, type Db } from '../../lib/pool-state/db';
+import { connectClient } from '../../lib/temporal/connect';
 import { TAGS } from '../../lib/pool-state/naming';
 import type { PoolVolume } from '../../lib/pool-state/repository';
 import assert from 'node:assert/strict';
-import { admin, unique, waitFor } from './env';
+import { admin, config as stackConfig, unique, waitFor } from './env';
 
 export const STACK_DIR = process.env.STACK_DIR ?? resolve(__dirname, '../../.stack');
 
@@ -202,4 +203,33 @@ export function assertFillLimits(
     ).length;
     assert.ok(inFlight < concurrency, `${inFlight + 1} in flight when ${x.name} started`);
   }
+}
+
+/** What a stack test holds: a Temporal client and a database pool. */
+export interface StackSession {
+  client: Client;
+  db: Db;
+}
+
+/**
+ * Opens a stack test's clients (`wipe`: from an empty pool). Pair with closeStack in `after`:
+ * the one place that resets the create delay, empties the pool and closes the clients.
+ */
+export async function openStack(
+  dbPoolSize = 5,
+  opts: { wipe?: boolean } = {},
+): Promise<StackSession> {
+  const session = {
+    client: await connectClient(stackConfig),
+    db: createDb(stackConfig.databaseUrl, dbPoolSize),
+  };
+  if (opts.wipe) await wipePool(session.db);
+  return session;
+}
+
+export async function closeStack(session: Partial<StackSession>): Promise<void> {
+  setCreateDelay(0);
+  if (session.db) await wipePool(session.db);
+  await session.client?.connection.close();
+  await session.db?.end();
 }
