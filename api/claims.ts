@@ -51,6 +51,37 @@ const claimBody = {
   },
 } as const;
 
+const nullable = (type: string) => ({ type: [type, 'null'] }) as const;
+
+/** Every claim reply: POST (201, 202, 422) and GET (200); what is unknown yet is null or absent. */
+const claimReply = {
+  type: 'object',
+  required: ['requestId', 'status'],
+  properties: {
+    requestId: { type: 'string' },
+    /** running | completed | failed (or Temporal's other end states, lower-cased) */
+    status: { type: 'string' },
+    volumeId: nullable('string'),
+    outcome: { type: ['string', 'null'], enum: ['existing', 'pool', 'created', null] },
+    fallbackReason: nullable('string'),
+    extendError: nullable('string'),
+    timingsMs: { type: 'object', additionalProperties: { type: 'number' } },
+    /** The running claim's step (from its status query), null when no worker answered. */
+    step: nullable('string'),
+    note: { type: 'string' },
+    error: { type: 'string' },
+    startedAt: { type: 'string' },
+    closedAt: nullable('string'),
+    historyUrl: { type: 'string' },
+  },
+} as const;
+
+const errorReply = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'string' } },
+} as const;
+
 /** The body as validated: the schema above is its only definition. */
 type ClaimBody = FromSchema<typeof claimBody>;
 
@@ -204,7 +235,19 @@ export function registerClaimRoutes(
 
   app.post<{ Body: ClaimBody }>(
     '/v1/claims',
-    { schema: { body: claimBody } },
+    {
+      schema: {
+        body: claimBody,
+        response: {
+          201: claimReply,
+          202: claimReply,
+          400: errorReply,
+          409: errorReply,
+          422: claimReply,
+          503: errorReply,
+        },
+      },
+    },
     async (req, reply) => {
       const b = req.body;
       const textError =
@@ -306,6 +349,7 @@ export function registerClaimRoutes(
             requestId: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' },
           },
         },
+        response: { 200: claimReply, 404: errorReply, 503: errorReply },
       },
     },
     async (req, reply) => {
