@@ -104,11 +104,16 @@ describe('Keystone v3 password auth', () => {
     assert.equal(issued.length, 1);
   });
 
-  test('renews before expiry', async () => {
+  test('renews in the last quarter of a token’s life (at most 5 min before expiry)', async () => {
     issued.length = 0;
-    lifetimeMs = 60_000; // expires within the 5-minute renewal margin
-    const auth = new KeystonePasswordAuth(opts());
+    lifetimeMs = 60_000;
+    let now = Date.now();
+    const auth = new KeystonePasswordAuth({ ...opts(), now: () => now });
     await auth.session();
+    now += 40_000; // 20 s of 60 left: still good
+    await auth.session();
+    assert.equal(issued.length, 1);
+    now += 6_000; // 14 s left: renewed
     await auth.session();
     assert.equal(issued.length, 2);
   });

@@ -76,7 +76,7 @@ interface CatalogEntry {
 
 export class KeystonePasswordAuth implements Authenticator {
   readonly kind = 'keystone' as const;
-  private cached?: { session: Session; expiresAt: number };
+  private cached?: { session: Session; expiresAt: number; renewAt: number };
   private inflight?: Promise<Session>;
   private readonly http: AxiosInstance;
 
@@ -86,9 +86,7 @@ export class KeystonePasswordAuth implements Authenticator {
 
   async session(refresh = false): Promise<Session> {
     const now = (this.opts.now ?? Date.now)();
-    const renewBefore = this.opts.renewBeforeMs ?? 5 * 60_000;
-    if (!refresh && this.cached && this.cached.expiresAt - renewBefore > now)
-      return this.cached.session;
+    if (!refresh && this.cached && this.cached.renewAt > now) return this.cached.session;
     // One token request at a time, however many callers are waiting.
     this.inflight ??= this.issue().finally(() => (this.inflight = undefined));
     return this.inflight;
@@ -132,7 +130,8 @@ export class KeystonePasswordAuth implements Authenticator {
     if (res.status !== 201 && res.status !== 200) {
       throw errorForStatus(
         res.status,
-        `Keystone refused: ${cinderMessage(res.data) ?? 'no message'}`,
+        // Names who was refused and why, never the password.
+        `Keystone refused ${this.opts.username} (domain ${this.opts.userDomain}): ${cinderMessage(res.data) ?? 'no message'}`,
         {
           method: 'POST',
           path: '/auth/tokens',
@@ -144,6 +143,7 @@ export class KeystonePasswordAuth implements Authenticator {
     const t = res.data?.token as
       | {
           expires_at: string;
+          issued_at?: string;
           project?: { id: string };
           user: { id: string };
           catalog?: CatalogEntry[];
@@ -155,7 +155,13 @@ export class KeystonePasswordAuth implements Authenticator {
       ? `${this.opts.cinderUrl.replace(/\/+$/, '')}/${projectId}`
       : this.catalogEndpoint(t.catalog ?? []);
     const session = { token, endpoint, projectId, userId: t.user.id };
-    this.cached = { session, expiresAt: Date.parse(t.expires_at) };
+    const expiresAt = Date.parse(t.expires_at);
+    // Renewed ahead of expiry: renewBeforeMs (default 5 min), at most a quarter of the token's
+    // life, so short-lived tokens are not re-issued on every call.
+    const life =
+      expiresAt - (t.issued_at ? Date.parse(t.issued_at) : (this.opts.now ?? Date.now)());
+    const renewBefore = Math.min(this.opts.renewBeforeMs ?? 5 * 60_000, Math.max(0, life / 4));
+    this.cached = { session, expiresAt, renewAt: expiresAt - renewBefore };
     return session;
   }
 

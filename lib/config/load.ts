@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseIni } from 'ini';
 import { KEYS, type ConfigKey, type KeySpec } from './schema';
 import { parseSnapshotNameRule, type SnapshotNameRule } from './snapshot-name-rule';
+import { cloudValues, CloudsYamlError, type CloudValues } from './clouds';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -86,18 +87,27 @@ function envName(spec: KeySpec): string {
   return `POOL__${spec.section.toUpperCase()}__${spec.key.toUpperCase()}`;
 }
 
+/**
+ * Where a key's value comes from, first found: POOL__SECTION__KEY; the key's well-known
+ * variables (OS_AUTH_URL, OS_USERNAME…); the cloud named by OS_CLOUD in clouds.yaml; the INI;
+ * the default.
+ */
 function rawValue(
+  key: ConfigKey,
   spec: KeySpec,
   ini: Record<string, Record<string, unknown>>,
   env: NodeJS.ProcessEnv,
+  cloud: CloudValues,
 ): { value: string | undefined; from: string } {
   // POOL__… set to '' means empty (e.g. no "less" OSes); a well-known variable set to '' is unset.
   const own = env[envName(spec)];
   if (own !== undefined) return { value: own, from: `environment ${envName(spec)}` };
-  for (const name of spec.env ?? []) {
-    const v = env[name];
-    if (v !== undefined && v !== '') return { value: v, from: `environment ${name}` };
+  for (const variable of spec.env ?? []) {
+    const v = env[variable];
+    if (v !== undefined && v !== '') return { value: v, from: `environment ${variable}` };
   }
+  const fromCloud = cloud.get(key);
+  if (fromCloud) return fromCloud;
   const section = ini[spec.section];
   const v = section?.[spec.key];
   if (v !== undefined) {
@@ -113,8 +123,15 @@ function rawValue(
 function readValues(ini: Record<string, Record<string, unknown>>, env: NodeJS.ProcessEnv): Values {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
+  let cloud: CloudValues;
+  try {
+    cloud = cloudValues(env);
+  } catch (err) {
+    if (err instanceof CloudsYamlError) throw new ConfigError(err.message);
+    throw err;
+  }
   for (const [name, spec] of Object.entries(KEYS) as [ConfigKey, KeySpec][]) {
-    const { value, from } = rawValue(spec, ini, env);
+    const { value, from } = rawValue(name, spec, ini, env, cloud);
     const result = spec.schema.safeParse(value);
     if (result.success) {
       out[name] = result.data;

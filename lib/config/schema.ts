@@ -127,7 +127,13 @@ export const KEYS = {
     schema: z.enum(['noauth', 'keystone']),
     default: 'noauth',
   },
-  authProject: { section: 'auth_args', key: 'auth_project', schema: text, default: 'admin' },
+  authProject: {
+    section: 'auth_args',
+    key: 'auth_project',
+    schema: text,
+    default: 'admin',
+    env: ['OS_PROJECT_NAME'],
+  },
   authProjectId: {
     section: 'auth_args',
     key: 'auth_project_id',
@@ -136,19 +142,39 @@ export const KEYS = {
       .trim()
       .regex(/^[0-9a-f]{32}$/, 'expected a 32-digit hex project id')
       .optional(),
+    env: ['OS_PROJECT_ID'],
   },
-  authUser: { section: 'auth_args', key: 'auth_user', schema: text, default: 'admin' },
+  authUser: {
+    section: 'auth_args',
+    key: 'auth_user',
+    schema: text,
+    default: 'admin',
+    env: ['OS_USERNAME'],
+  },
   authPassword: {
     section: 'auth_args',
     key: 'auth_passwd',
     schema: z.string(),
     default: '',
     secret: true,
+    env: ['OS_PASSWORD'],
   },
   authUrl: { section: 'auth_args', key: 'auth_url', schema: url.optional(), env: ['OS_AUTH_URL'] },
-  userDomain: { section: 'auth_args', key: 'user_domain', schema: text, default: 'Default' },
-  projectDomain: { section: 'auth_args', key: 'project_domain', schema: text, default: 'Default' },
-  region: { section: 'auth_args', key: 'region', schema: text.optional() },
+  userDomain: {
+    section: 'auth_args',
+    key: 'user_domain',
+    schema: text,
+    default: 'Default',
+    env: ['OS_USER_DOMAIN_NAME'],
+  },
+  projectDomain: {
+    section: 'auth_args',
+    key: 'project_domain',
+    schema: text,
+    default: 'Default',
+    env: ['OS_PROJECT_DOMAIN_NAME'],
+  },
+  region: { section: 'auth_args', key: 'region', schema: text.optional(), env: ['OS_REGION_NAME'] },
   cinderUrl: {
     section: 'auth_args',
     key: 'cinder_url',

@@ -1,7 +1,9 @@
 /** Configuration: the seed's INI, our example, overrides and clear rejections. */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../lib/config/load';
 import { compareVersions, parseSnapshotNameRule } from '../../lib/config/snapshot-name-rule';
 
@@ -148,5 +150,82 @@ describe('snapshot naming rule', () => {
     assert.ok(compareVersions('10', '9') > 0);
     assert.ok(compareVersions('1.10', '1.9') > 0);
     assert.equal(compareVersions('2.0', '2'), 0);
+  });
+});
+
+describe('OpenStack conventions: clouds.yaml (OS_CLOUD) and OS_* variables', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'clouds-'));
+  const file = join(dir, 'clouds.yaml');
+  writeFileSync(
+    file,
+    [
+      'clouds:',
+      '  lab:',
+      '    region_name: RegionTwo',
+      '    auth:',
+      '      auth_url: http://127.0.0.1:5000/v3',
+      '      username: pool-svc',
+      '      password: yaml-secret',
+      '      project_name: warmpool',
+      '      user_domain_name: Default',
+      '      project_domain_name: Default',
+      '  broken:',
+      '    auth:',
+      '      auth_url: http://127.0.0.1:5000/v3',
+      '      project_id: not-hex',
+      '      password: yaml-secret',
+    ].join('\n'),
+  );
+  const env = (over: NodeJS.ProcessEnv = {}) => ({
+    OS_CLIENT_CONFIG_FILE: file,
+    OS_CLOUD: 'lab',
+    ...over,
+  });
+
+  test('the named cloud supplies the auth keys (keystone) over the INI', () => {
+    const c = loadConfig({ iniText: seedIni, env: env() });
+    assert.equal(c.auth.strategy, 'keystone');
+    assert.equal(c.auth.authUrl, 'http://127.0.0.1:5000/v3');
+    assert.equal(c.auth.user, 'pool-svc');
+    assert.equal(c.auth.password, 'yaml-secret');
+    assert.equal(c.auth.project, 'warmpool');
+    assert.equal(c.auth.region, 'RegionTwo');
+  });
+
+  test('OS_* variables win over clouds.yaml; POOL__ variables over both', () => {
+    const c = loadConfig({
+      iniText: seedIni,
+      env: env({ OS_USERNAME: 'from-env', POOL__AUTH_ARGS__AUTH_PASSWD: 'pool-env' }),
+    });
+    assert.equal(c.auth.user, 'from-env');
+    assert.equal(c.auth.password, 'pool-env');
+  });
+
+  test('a cloud that is not there names the file and the clouds it has', () => {
+    rejects(
+      seedIni,
+      /clouds\.yaml: no cloud "nope" \(OS_CLOUD\); it has: lab, broken/,
+      env({ OS_CLOUD: 'nope' }),
+    );
+  });
+
+  test('a bad value names the file and its path, and never shows the password', () => {
+    assert.throws(
+      () => loadConfig({ iniText: seedIni, env: env({ OS_CLOUD: 'broken' }) }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /clouds\.yaml clouds\.broken\.auth\.project_id = "not-hex"/);
+        assert.doesNotMatch(err.message, /yaml-secret/);
+        return true;
+      },
+    );
+  });
+
+  test('OS_CLOUD without any clouds.yaml says where it looked', () => {
+    rejects(seedIni, /OS_CLOUD=lab but no clouds\.yaml found/, {
+      OS_CLOUD: 'lab',
+      OS_CLIENT_CONFIG_FILE: join(dir, 'missing.yaml'),
+      HOME: dir,
+    });
   });
 });

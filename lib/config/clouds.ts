@@ -1,0 +1,74 @@
+/**
+ * OpenStack's client conventions: with OS_CLOUD set, the named cloud of a clouds.yaml (the first
+ * found of $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/clouds.yaml,
+ * /etc/openstack/clouds.yaml) supplies the [auth_args] keys it has; each value remembers its file
+ * and path, so a config error names it.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { parse } from 'yaml';
+import type { ConfigKey } from './schema';
+
+export type CloudValues = Map<ConfigKey, { value: string; from: string }>;
+
+/** clouds.yaml path → config key. */
+const AUTH_KEYS: [string, ConfigKey][] = [
+  ['auth.auth_url', 'authUrl'],
+  ['auth.username', 'authUser'],
+  ['auth.password', 'authPassword'],
+  ['auth.project_name', 'authProject'],
+  ['auth.project_id', 'authProjectId'],
+  ['auth.user_domain_name', 'userDomain'],
+  ['auth.user_domain_id', 'userDomain'],
+  ['auth.project_domain_name', 'projectDomain'],
+  ['auth.project_domain_id', 'projectDomain'],
+  ['region_name', 'region'],
+];
+
+export class CloudsYamlError extends Error {}
+
+export function cloudsYamlFiles(env: NodeJS.ProcessEnv): string[] {
+  return [
+    env.OS_CLIENT_CONFIG_FILE,
+    resolve('clouds.yaml'),
+    resolve(env.HOME ?? homedir(), '.config/openstack/clouds.yaml'),
+    '/etc/openstack/clouds.yaml',
+  ].filter((f): f is string => !!f);
+}
+
+/** The values of cloud $OS_CLOUD, or none when OS_CLOUD is unset. */
+export function cloudValues(env: NodeJS.ProcessEnv): CloudValues {
+  const values: CloudValues = new Map();
+  const name = env.OS_CLOUD;
+  if (!name) return values;
+  const files = cloudsYamlFiles(env);
+  const file = files.find((f) => existsSync(f));
+  if (!file)
+    throw new CloudsYamlError(
+      `OS_CLOUD=${name} but no clouds.yaml found (looked at ${files.join(', ')})`,
+    );
+  let doc: { clouds?: Record<string, Record<string, unknown>> };
+  try {
+    doc = parse(readFileSync(file, 'utf8')) ?? {};
+  } catch (err) {
+    throw new CloudsYamlError(`${file}: not valid YAML: ${(err as Error).message}`);
+  }
+  const cloud = doc.clouds?.[name];
+  if (!cloud)
+    throw new CloudsYamlError(
+      `${file}: no cloud ${JSON.stringify(name)} (OS_CLOUD); it has: ${Object.keys(doc.clouds ?? {}).join(', ') || 'none'}`,
+    );
+  const authType = cloud.auth_type ?? 'password';
+  if (authType !== 'password' && authType !== 'v3password')
+    throw new CloudsYamlError(
+      `${file}: clouds.${name}.auth_type = ${String(authType)}: only password auth is supported`,
+    );
+  values.set('authStrategy', { value: 'keystone', from: `${file} clouds.${name}` });
+  for (const [path, key] of AUTH_KEYS) {
+    const v = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], cloud);
+    if (v !== undefined && v !== null && !values.has(key))
+      values.set(key, { value: String(v), from: `${file} clouds.${name}.${path}` });
+  }
+  return values;
+}
