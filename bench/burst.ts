@@ -165,6 +165,8 @@ async function run(workers: number): Promise<void> {
 
     // The same mix as bare Cinder sequences, all at once.
     const bare = await bareBurst(config, cinder, hits, N - hits);
+    // The same, each sequence also looking its name up as a claim must (idempotency).
+    const looked = await bareBurst(config, cinder, hits, N - hits, true);
 
     const claimMs = claimed.map((c) => c.ms);
     console.log(
@@ -186,6 +188,11 @@ async function run(workers: number): Promise<void> {
         `p99 ratio ${(quantile(claimMs, 0.99) / quantile(bare.ms, 0.99)).toFixed(2)} (target ≤ 1.5)`,
     );
 
+    console.log(
+      `bare + name lookup: ${N} in ${(looked.wall / 1000).toFixed(2)} s, ${describe(looked.ms)}; ` +
+        `claims vs it: throughput ${(looked.wall / claimWall).toFixed(2)}, ` +
+        `p99 ${(quantile(claimMs, 0.99) / quantile(looked.ms, 0.99)).toFixed(2)}`,
+    );
     await checkInvariants(config, cinder, db, claimed);
     const runs = await refillRuns(client, config, burstAt);
     console.log(`fill runs started by the burst's refill requests: ${runs} (at most 2)`);
@@ -212,7 +219,17 @@ async function run(workers: number): Promise<void> {
 }
 
 /** `hits` transfer + accept + rename sequences and `creates` create + poll sequences at once. */
-async function bareBurst(config: AppConfig, cinder: CinderClient, hits: number, creates: number) {
+/**
+ * `hits` transfer + accept + rename sequences and `creates` create + poll sequences at once;
+ * with `lookup`, each first looks its name up in the tenant (as every claim must).
+ */
+async function bareBurst(
+  config: AppConfig,
+  cinder: CinderClient,
+  hits: number,
+  creates: number,
+  lookup = false,
+) {
   const snaps = new Map<string, string>();
   for (const s of await cinder.listSnapshots())
     for (const os of OS)
@@ -236,7 +253,10 @@ async function bareBurst(config: AppConfig, cinder: CinderClient, hits: number, 
     ...vols.map((v, i) =>
       timed(async () => {
         const tenant = cinder.asProject(TENANTS[i % TENANTS.length] as string, TENANT_USER);
-        const tr = await cinder.createTransfer(v.id, 'bench');
+        const [tr] = await Promise.all([
+          cinder.createTransfer(v.id, 'bench'),
+          lookup ? tenant.listVolumes({ name: `bare-renamed-${i}` }) : null,
+        ]);
         await tenant.acceptTransfer(tr.id, tr.authKey);
         await tenant.updateVolume(v.id, { name: `bare-renamed-${i}`, metadata: {} });
         made.push({ client: tenant, id: v.id });
@@ -245,6 +265,7 @@ async function bareBurst(config: AppConfig, cinder: CinderClient, hits: number, 
     ...Array.from({ length: creates }, (_, i) =>
       timed(async () => {
         const tenant = cinder.asProject(TENANTS[i % TENANTS.length] as string, TENANT_USER);
+        if (lookup) await tenant.listVolumes({ name: `bare-new-${i}` });
         const v = await tenant.createVolume({
           name: `bare-new-${i}`,
           size: 1,
