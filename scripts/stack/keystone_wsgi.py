@@ -22,6 +22,7 @@ class QuietHandler(wss.WSGIRequestHandler):
 
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
+    del sys.argv[1:]  # Keystone's own option parser reads sys.argv: leave it nothing of ours
     app = initialize_public_application()
     server = wss.make_server(host, port, app, ThreadingWSGIServer, QuietHandler)
     server.serve_forever()
