@@ -191,15 +191,33 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       `warm pool claim ${t.claimId}`.slice(0, 255),
     );
     failpoint('claim.after-transfer-create');
+    // (Should the accept have taken effect after all, the delete finds no transfer, and
+    // handOff's catch finds the volume in the tenant's project: success.)
+    await acceptOrGiveBack(t, transfer, () => dropTransfer(transfer.id));
+    failpoint('claim.after-accept');
+    return { volumeId: reserved.volumeId };
+  }
+
+  /** Deletes a transfer, whose volume goes back to `available` in the admin project. */
+  async function dropTransfer(id: string): Promise<void> {
+    await admin()
+      .deleteTransfer(id)
+      .catch((e: Error) => log.warn(`could not delete transfer ${id}: ${e.message}`));
+  }
+
+  /**
+   * Accepts as the tenant. Refused: the transfer is dropped first (`giveBack`), and a tenant
+   * over quota becomes AcceptRefused (permanent: creating would be refused the same way).
+   */
+  async function acceptOrGiveBack(
+    t: ClaimTarget,
+    transfer: { id: string; authKey: string },
+    giveBack: () => Promise<void>,
+  ): Promise<void> {
     try {
       await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
     } catch (err) {
-      // (Should the accept have taken effect after all, the delete finds no transfer, and
-      // handOff's catch finds the volume in the tenant's project: success.)
-      // Give the volume back to the admin project's `available` state before failing.
-      await cinder
-        .deleteTransfer(transfer.id)
-        .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
+      await giveBack();
       if (err instanceof CinderOverLimit) {
         throw nonRetryable(
           CLAIM_FAILURES.acceptRefused,
@@ -208,8 +226,6 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       }
       throw err;
     }
-    failpoint('claim.after-accept');
-    return { volumeId: reserved.volumeId };
   }
 
   /**
@@ -261,35 +277,21 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       lookup ?? Promise.resolve(null),
       cinder.createTransfer(reserved.volumeId, `warm pool claim ${t.claimId}`.slice(0, 255)),
     ]);
-    const dropTransfer = async () => {
-      if (made.status !== 'fulfilled') return;
-      await cinder
-        .deleteTransfer(made.value.id)
-        .catch((e: Error) => log.warn(`could not delete transfer ${made.value.id}: ${e.message}`));
+    const dropMade = async () => {
+      if (made.status === 'fulfilled') await dropTransfer(made.value.id);
     };
     if (found.status === 'rejected') {
-      await dropTransfer();
+      await dropMade();
       throw found.reason;
     }
     if (found.value) {
-      await dropTransfer();
+      await dropMade();
       return { existing: true, volumeId: found.value.volumeId, sizeGb: null };
     }
     if (made.status === 'rejected') throw made.reason;
     const transfer = made.value;
     failpoint('claim.after-transfer-create');
-    try {
-      await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
-    } catch (err) {
-      await dropTransfer();
-      if (err instanceof CinderOverLimit) {
-        throw nonRetryable(
-          CLAIM_FAILURES.acceptRefused,
-          `the tenant's project cannot take the volume: ${err.message}`,
-        );
-      }
-      throw err;
-    }
+    await acceptOrGiveBack(t, transfer, dropMade);
     failpoint('claim.after-accept');
     return renameDelivered(t, reserved);
   }
