@@ -193,6 +193,16 @@ async function deliveredWithin(
   }
 }
 
+/** A 409 unless the claim was started with this body (its hash is the workflow's memo). */
+async function assertSameBody(
+  handle: WorkflowHandle<typeof claimVolumeWorkflow>,
+  bodyHash: string,
+  requestId: string,
+): Promise<void> {
+  const desc = await bounded(handle.describe());
+  if (desc.memo?.bodyHash !== bodyHash) throw new BodyMismatch(requestId);
+}
+
 /** The plain, idempotent start: 'closed' if the claim ended before; checks the body's hash. */
 async function startOrJoin(temporal: Client, start: ClaimStart): Promise<'running' | 'closed'> {
   let handle: WorkflowHandle<typeof claimVolumeWorkflow>;
@@ -202,8 +212,7 @@ async function startOrJoin(temporal: Client, start: ClaimStart): Promise<'runnin
     if (err instanceof WorkflowExecutionAlreadyStartedError) return 'closed';
     throw err;
   }
-  const desc = await bounded(handle.describe());
-  if (desc.memo?.bodyHash !== start.memo.bodyHash) throw new BodyMismatch(start.args[0].requestId);
+  await assertSameBody(handle, start.memo.bodyHash, start.args[0].requestId);
   return 'running';
 }
 
@@ -321,8 +330,7 @@ export function registerClaimRoutes(
         if (!early.closed) return running();
         // A claim that ended before: its outcome (the same body's) is the answer.
         const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(workflowId);
-        const desc = await bounded(handle.describe());
-        if (desc.memo?.bodyHash !== bodyHash) throw new BodyMismatch(b.requestId);
+        await assertSameBody(handle, bodyHash, b.requestId);
         return answered(await bounded(handle.result()));
       } catch (err) {
         if (err instanceof TemporalDown) return serviceUnavailable(reply, err);

@@ -142,12 +142,13 @@ async function follow(
   runId: string | undefined,
 ): Promise<FillProgress> {
   const handle = client.workflow.getHandle(workflowId, runId);
+  const done = handle.result() as Promise<FillProgress>; // one long poll for the whole wait
   for (;;) {
-    const done = handle.result() as Promise<FillProgress>;
+    let timer: NodeJS.Timeout | undefined;
     const winner = await Promise.race([
       done,
-      new Promise<null>((r) => setTimeout(() => r(null), 2000)),
-    ]);
+      new Promise<null>((r) => (timer = setTimeout(() => r(null), 2000))),
+    ]).finally(() => clearTimeout(timer));
     if (winner) return winner;
     const p = await handle.query(fillProgressQuery).catch(() => null);
     if (p)

@@ -41,7 +41,7 @@ export async function deletePoolVolume(cinder: CinderClient, v: Volume): Promise
 }
 
 /** A Cinder error as a Temporal failure: permanent ones are not retried. */
-export function toFailure(err: unknown): unknown {
+function toFailure(err: unknown): unknown {
   if (!(err instanceof CinderError)) return err;
   if (err instanceof CinderOverLimit) {
     return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });

@@ -47,6 +47,9 @@ export function reservedVolume(row: PoolVolume): ReservedVolume | null {
 /** The description of a volume made by plain creation: the claim's mark on what it owns. */
 export const createdByClaim = (claimId: string) => `created by warm pool claim ${claimId}`;
 
+/** The name of a claim's transfer (Cinder keeps 255 characters). */
+const transferName = (claimId: string) => `warm pool claim ${claimId}`.slice(0, 255);
+
 /** A volume that stands for "this name already exists" (not a broken or leaving one). */
 const usable = (v: Volume) => !v.status.startsWith('error') && v.status !== 'deleting';
 
@@ -186,10 +189,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       if (await inTenant(t, reserved.volumeId)) return { volumeId: reserved.volumeId }; // accepted before a crash
       await clearEarlierAttempt(reserved);
     }
-    const transfer = await cinder.createTransfer(
-      reserved.volumeId,
-      `warm pool claim ${t.claimId}`.slice(0, 255),
-    );
+    const transfer = await cinder.createTransfer(reserved.volumeId, transferName(t.claimId));
     failpoint('claim.after-transfer-create');
     // (Should the accept have taken effect after all, the delete finds no transfer, and
     // handOff's catch finds the volume in the tenant's project: success.)
@@ -275,7 +275,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     const cinder = admin();
     const [found, made] = await Promise.allSettled([
       lookup ?? Promise.resolve(null),
-      cinder.createTransfer(reserved.volumeId, `warm pool claim ${t.claimId}`.slice(0, 255)),
+      cinder.createTransfer(reserved.volumeId, transferName(t.claimId)),
     ]);
     const dropMade = async () => {
       if (made.status === 'fulfilled') await dropTransfer(made.value.id);

@@ -20,9 +20,7 @@ const AUTH_KEYS: [string, ConfigKey][] = [
   ['auth.project_name', 'authProject'],
   ['auth.project_id', 'authProjectId'],
   ['auth.user_domain_name', 'userDomain'],
-  ['auth.user_domain_id', 'userDomain'],
   ['auth.project_domain_name', 'projectDomain'],
-  ['auth.project_domain_id', 'projectDomain'],
   ['region_name', 'region'],
 ];
 
@@ -64,10 +62,18 @@ export function cloudValues(env: NodeJS.ProcessEnv): CloudValues {
     throw new CloudsYamlError(
       `${file}: clouds.${name}.auth_type = ${String(authType)}: only password auth is supported`,
     );
+  // The pool names domains (Keystone's `Default` has the id `default`): an id alone would be
+  // taken for a name and refused by Keystone, so it is refused here, where the key is known.
+  const auth = (cloud.auth ?? {}) as Record<string, unknown>;
+  for (const who of ['user', 'project'])
+    if (auth[`${who}_domain_id`] !== undefined && auth[`${who}_domain_name`] === undefined)
+      throw new CloudsYamlError(
+        `${file}: clouds.${name}.auth.${who}_domain_id is not supported; give ${who}_domain_name`,
+      );
   values.set('authStrategy', { value: 'keystone', from: `${file} clouds.${name}` });
   for (const [path, key] of AUTH_KEYS) {
     const v = path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)?.[k], cloud);
-    if (v !== undefined && v !== null && !values.has(key))
+    if (v !== undefined && v !== null)
       values.set(key, { value: String(v), from: `${file} clouds.${name}.${path}` });
   }
   return values;

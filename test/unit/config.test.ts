@@ -221,6 +221,19 @@ describe('OpenStack conventions: clouds.yaml (OS_CLOUD) and OS_* variables', () 
     );
   });
 
+  test('a domain given by id alone is refused with the key to use instead', () => {
+    const idOnly = join(dir, 'id-only.yaml');
+    writeFileSync(
+      idOnly,
+      'clouds:\n  lab:\n    auth:\n      auth_url: http://127.0.0.1:5000/v3\n      user_domain_id: default\n',
+    );
+    rejects(
+      seedIni,
+      /clouds\.lab\.auth\.user_domain_id is not supported; give user_domain_name/,
+      env({ OS_CLIENT_CONFIG_FILE: idOnly }),
+    );
+  });
+
   test('OS_CLOUD without any clouds.yaml says where it looked', () => {
     rejects(seedIni, /OS_CLOUD=lab but no clouds\.yaml found/, {
       OS_CLOUD: 'lab',
