@@ -2,6 +2,7 @@
  * Makes the local Cinder look like an operator's cloud: the pool's volume types, quotas for the
  * admin and tenant projects, and for every (type × OS) of the configuration a source volume and
  * an OS-image snapshot named by the snapshot naming rule. Idempotent: existing things are kept.
+ * Acts as the configuration's identity: noauth by default, a Keystone cloud with OS_CLOUD.
  */
 import { loadConfig } from '../lib/config/load';
 import { cinderFromConfig, type CinderClient, type Snapshot, type Volume } from '../lib/cinder';
@@ -47,7 +48,11 @@ export async function bootstrap(
   }
 
   await cinder.updateQuota(adminProject, ADMIN_QUOTA);
-  for (const id of Object.values(TENANT_PROJECTS)) await cinder.updateQuota(id, TENANT_QUOTA);
+  // The noauth stack's fixed tenant ids, or a Keystone cloud's (the stack passes them).
+  const tenants = process.env.BOOTSTRAP_TENANT_PROJECTS?.split(',').filter(Boolean) ?? [
+    ...Object.values(TENANT_PROJECTS),
+  ];
+  for (const id of tenants) await cinder.updateQuota(id, TENANT_QUOTA);
   log(
     `  quotas set: admin ${JSON.stringify(ADMIN_QUOTA)}, tenants ${JSON.stringify(TENANT_QUOTA)}`,
   );

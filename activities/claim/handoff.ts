@@ -25,7 +25,7 @@ import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Deps } from '../deps';
 import { workflowRunning } from '../../lib/temporal/workflows';
-import { deletePoolVolume } from '../cinder/volumes';
+import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
 import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
 import {
   CLAIM_FAILURES,
@@ -444,10 +444,15 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     return 'quarantined';
   }
 
+  /** Plain creation makes the volume in the pool's project and hands it over (plain_create_in). */
+  const createViaPool = config.plainCreateIn === 'pool';
+
   /**
-   * Plain creation in the tenant's project (system disk from the OS snapshot, or a blank data
-   * disk). Only a volume this claim made is adopted; should a twin attempt have made a second
-   * one anyway, the oldest is kept and the others (ours too) are deleted.
+   * Plain creation (system disk from the OS snapshot, or a blank data disk): in the tenant's
+   * project, or in the pool's project when tenants cannot read the pool's snapshots (a
+   * Keystone cloud; awaitTenantVolume then hands it over). Only a volume this claim made is
+   * adopted; should a twin attempt have made a second one anyway, the oldest is kept and the
+   * others (ours too) are deleted.
    */
   async function createTenantVolume(input: {
     target: ClaimTarget;
@@ -466,15 +471,20 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         const named = await client.listVolumes({ name: t.name });
         const other = input.orExisting && named.find((v) => usable(v) && v.description !== mark);
         if (other) return { volumeId: other.id, existing: true };
-        const made = named
-          .filter((v) => v.description === mark && v.status !== 'deleting')
-          .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+        const ours = (list: Volume[]) =>
+          list
+            .filter((v) => v.description === mark && v.status !== 'deleting')
+            .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+        let made = ours(named);
+        // Via the pool: a retry may find it still on the pool's side.
+        if (createViaPool && made.length === 0)
+          made = ours(await admin().listVolumes({ name: t.name }));
         if (made.length === 0) {
           const size = Math.max(t.sizeGb ?? 0, image?.sizeGb ?? 0);
           if (size <= 0) throw nonRetryable(CLAIM_FAILURES.badClaim, 'a data disk needs sizeGb');
           // The create's reply names the volume; a reply lost on the way makes this attempt
           // fail, and the retry finds the volume by its mark in the list above.
-          const created = await client.createVolume({
+          const created = await (createViaPool ? admin() : client).createVolume({
             name: t.name,
             size,
             snapshotId: image?.snapshotId,
@@ -493,7 +503,38 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         return { volumeId: keep.id };
       } catch (err) {
         if (err instanceof CinderOverLimit)
-          throw nonRetryable(CLAIM_FAILURES.tenantOverQuota, err.message);
+          throw createViaPool
+            ? nonRetryable('PoolOverQuota', `the pool's project is over quota: ${err.message}`)
+            : nonRetryable(CLAIM_FAILURES.tenantOverQuota, err.message);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * A volume plain creation made in the pool's project goes to the tenant like a pool volume:
+   * transfer, accept. A retry finds it accepted already, or drops a dead attempt's transfer.
+   * Refused for good (no role in the tenant's project, its quota): the volume is deleted, since
+   * nobody else will use it, and the claim fails with the reason.
+   */
+  async function handOverCreated(t: ClaimTarget, volumeId: string): Promise<void> {
+    await exclusive(db, `handoff:${t.claimId}`, async () => {
+      const cinder = admin();
+      if (await inTenant(t, volumeId)) return;
+      for (const stale of await cinder.listTransfers({ volumeId }))
+        await cinder.deleteTransfer(stale.id);
+      const transfer = await cinder.createTransfer(volumeId, transferName(t.claimId));
+      try {
+        await acceptOrGiveBack(t, transfer, () => dropTransfer(transfer.id));
+      } catch (err) {
+        if (await inTenant(t, volumeId).catch(() => null)) return; // took effect after all
+        if (refusedForGood(err) || (err instanceof ApplicationFailure && err.nonRetryable)) {
+          const v = await cinder.findVolume(volumeId);
+          if (v && v.description === createdByClaim(t.claimId))
+            await deletePoolVolume(cinder, v).catch((e: Error) =>
+              log.warn(`cleanup of ${v.id} failed: ${e.message}`),
+            );
+        }
         throw err;
       }
     });
@@ -511,9 +552,14 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     deadlineAt?: number;
   }): Promise<{ sizeGb: number }> {
     const client = tenant(input.target);
-    const left = (input.deadlineAt ?? Date.now() + input.timeoutMs) - Date.now();
+    const left = () => Math.max(0, (input.deadlineAt ?? Date.now() + input.timeoutMs) - Date.now());
     try {
-      const v = await waitStatus(client, input.volumeId, ['available'], Math.max(0, left));
+      if (createViaPool && !(await inTenant(input.target, input.volumeId))) {
+        // (awaiting-transfer: an earlier attempt died between transfer and accept)
+        await waitStatus(admin(), input.volumeId, ['available', 'awaiting-transfer'], left());
+        await handOverCreated(input.target, input.volumeId);
+      }
+      const v = await waitStatus(client, input.volumeId, ['available'], left());
       return { sizeGb: v.size };
     } catch (err) {
       if (

@@ -96,6 +96,11 @@ export class KeystonePasswordAuth implements Authenticator {
     return new KeystonePasswordAuth({ ...this.opts, project: { id: projectId } });
   }
 
+  private scopeName(): string {
+    const p = this.opts.project;
+    return 'id' in p ? p.id : `${p.name} (domain ${p.domain})`;
+  }
+
   private async issue(): Promise<Session> {
     const url = `${this.opts.authUrl.replace(/\/+$/, '')}/auth/tokens`;
     const scope =
@@ -131,7 +136,9 @@ export class KeystonePasswordAuth implements Authenticator {
       throw errorForStatus(
         res.status,
         // Names who was refused and why, never the password.
-        `Keystone refused ${this.opts.username} (domain ${this.opts.userDomain}): ${cinderMessage(res.data) ?? 'no message'}`,
+        `Keystone refused ${this.opts.username} (domain ${this.opts.userDomain}) for project ${this.scopeName()}: ${cinderMessage(res.data) ?? 'no message'}` +
+          // Keystone answers a scope without a role like a wrong password; say both.
+          (res.status === 401 ? ' (wrong password, or no role in that project)' : ''),
         {
           method: 'POST',
           path: '/auth/tokens',

@@ -23,6 +23,8 @@ export interface PoolTarget {
 
 export interface AppConfig {
   concurrency: number;
+  /** Where plain creation makes the volume (`auto` resolved by the auth strategy). */
+  plainCreateIn: 'tenant' | 'pool';
   pool: {
     volumeTypes: string[];
     osMore: string[];
@@ -98,16 +100,16 @@ function rawValue(
   ini: Record<string, Record<string, unknown>>,
   env: NodeJS.ProcessEnv,
   cloud: CloudValues,
-): { value: string | undefined; from: string } {
+): { value: string | undefined; from: string; rank: Rank } {
   // POOL__… set to '' means empty (e.g. no "less" OSes); a well-known variable set to '' is unset.
   const own = env[envName(spec)];
-  if (own !== undefined) return { value: own, from: `environment ${envName(spec)}` };
+  if (own !== undefined) return { value: own, from: `environment ${envName(spec)}`, rank: 0 };
   for (const variable of spec.env ?? []) {
     const v = env[variable];
-    if (v !== undefined && v !== '') return { value: v, from: `environment ${variable}` };
+    if (v !== undefined && v !== '') return { value: v, from: `environment ${variable}`, rank: 1 };
   }
   const fromCloud = cloud.get(key);
-  if (fromCloud) return fromCloud;
+  if (fromCloud) return { ...fromCloud, rank: 2 };
   const section = ini[spec.section];
   const v = section?.[spec.key];
   if (v !== undefined) {
@@ -115,13 +117,36 @@ function rawValue(
     return {
       value: Array.isArray(v) ? v.join(',') : String(v),
       from: `[${spec.section}] ${spec.key}`,
+      rank: 3,
     };
   }
-  return { value: spec.default, from: `default of [${spec.section}] ${spec.key}` };
+  return { value: spec.default, from: `default of [${spec.section}] ${spec.key}`, rank: 4 };
+}
+
+/** Where a value came from, most binding first: POOL__ variable, OS_* variable, clouds.yaml, INI, default. */
+type Rank = 0 | 1 | 2 | 3 | 4;
+type Ranks = Record<ConfigKey, Rank>;
+
+/**
+ * Some keys only make sense together, so a more binding source takes the whole group: a cloud
+ * given by OS_CLOUD or OS_AUTH_URL means Keystone with the catalog's Cinder (unless a POOL__
+ * variable says otherwise), and a project named there replaces a project id from the INI (and
+ * the other way round). Without this, `source openrc` over the stack's noauth INI would scope
+ * to the INI's project id and call the INI's noauth Cinder URL.
+ */
+function applyGroups(v: Values, rank: Ranks): Values {
+  const out = { ...v };
+  if (v.authUrl && rank.authUrl < 3) {
+    if (rank.authStrategy > rank.authUrl) out.authStrategy = 'keystone';
+    if (rank.cinderUrl > rank.authUrl) out.cinderUrl = undefined;
+  }
+  if (rank.authProject < rank.authProjectId) out.authProjectId = undefined;
+  return out;
 }
 
 function readValues(ini: Record<string, Record<string, unknown>>, env: NodeJS.ProcessEnv): Values {
   const out: Record<string, unknown> = {};
+  const rank = {} as Ranks;
   const problems: string[] = [];
   let cloud: CloudValues;
   try {
@@ -131,7 +156,8 @@ function readValues(ini: Record<string, Record<string, unknown>>, env: NodeJS.Pr
     throw err;
   }
   for (const [name, spec] of Object.entries(KEYS) as [ConfigKey, KeySpec][]) {
-    const { value, from } = rawValue(name, spec, ini, env, cloud);
+    const { value, from, rank: r } = rawValue(name, spec, ini, env, cloud);
+    rank[name] = r;
     const result = spec.schema.safeParse(value);
     if (result.success) {
       out[name] = result.data;
@@ -143,7 +169,7 @@ function readValues(ini: Record<string, Record<string, unknown>>, env: NodeJS.Pr
   }
   if (problems.length > 0)
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  return out as Values;
+  return applyGroups(out as Values, rank);
 }
 
 function checkKnownKeys(ini: Record<string, Record<string, unknown>>): void {
@@ -212,6 +238,12 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
 
   return {
     concurrency: v.concurrency,
+    plainCreateIn:
+      v.plainCreateIn === 'auto'
+        ? v.authStrategy === 'keystone'
+          ? 'pool'
+          : 'tenant'
+        : v.plainCreateIn,
     pool: {
       volumeTypes: v.volumeTypes,
       osMore: v.osMore,

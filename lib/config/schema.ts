@@ -30,6 +30,8 @@ const num = (min: number) =>
     .pipe(z.number().min(min));
 const text = z.string().trim().min(1, 'must not be empty');
 const url = z.string().trim().url('expected a URL');
+/** An optional URL: empty means not set (POOL__AUTH_ARGS__CINDER_URL= drops the INI's override). */
+const optionalUrl = z.preprocess((v) => (v === '' ? undefined : v), url.optional());
 const hostPort = z
   .string()
   .trim()
@@ -48,6 +50,18 @@ export interface KeySpec {
 
 export const KEYS = {
   concurrency: { section: 'volumes', key: 'concurrency', schema: int(1, 100), default: '2' },
+  /**
+   * Where plain creation makes a tenant's volume. `tenant`: directly in the tenant's project,
+   * which must be able to read the pool's OS snapshots (true under noauth). `pool`: in the
+   * pool's project, then handed over like a pool volume (a Keystone cloud, where a tenant
+   * cannot see another project's snapshots). `auto`: pool with Keystone, tenant with noauth.
+   */
+  plainCreateIn: {
+    section: 'volumes',
+    key: 'plain_create_in',
+    schema: z.enum(['auto', 'tenant', 'pool']),
+    default: 'auto',
+  },
 
   volumeTypes: {
     section: 'volumes_backup',
@@ -159,7 +173,7 @@ export const KEYS = {
     secret: true,
     env: ['OS_PASSWORD'],
   },
-  authUrl: { section: 'auth_args', key: 'auth_url', schema: url.optional(), env: ['OS_AUTH_URL'] },
+  authUrl: { section: 'auth_args', key: 'auth_url', schema: optionalUrl, env: ['OS_AUTH_URL'] },
   userDomain: {
     section: 'auth_args',
     key: 'user_domain',
@@ -178,7 +192,7 @@ export const KEYS = {
   cinderUrl: {
     section: 'auth_args',
     key: 'cinder_url',
-    schema: url.optional(),
+    schema: optionalUrl,
     env: ['CINDER_URL'],
   },
   requestTimeoutSeconds: {

@@ -162,7 +162,7 @@ export async function startWorker(
 /** A worker as a separate process (`npm run worker`), for crash tests: SIGKILL is real. */
 export function spawnWorker(env: NodeJS.ProcessEnv): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    env: { ...env, LOG_LEVEL: 'warn' },
+    env: { LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -201,6 +201,48 @@ describe('OpenStack conventions: clouds.yaml (OS_CLOUD) and OS_* variables', () 
     assert.equal(c.auth.password, 'pool-env');
   });
 
+  test('a cloud over the noauth INI takes its group: Keystone, the catalog’s Cinder, its project', () => {
+    const stack = readFileSync('config/pool.ini', 'utf8');
+    const c = loadConfig({ iniText: stack, env: env() });
+    assert.equal(c.auth.strategy, 'keystone');
+    assert.equal(c.auth.cinderUrl, undefined, 'the INI’s noauth Cinder URL is not an override');
+    assert.equal(c.auth.projectId, undefined, 'the INI’s project id gives way to the cloud’s name');
+    assert.equal(c.auth.project, 'warmpool');
+    assert.equal(c.plainCreateIn, 'pool', 'tenants cannot read the pool’s snapshots here');
+    // A POOL__ variable still decides; an empty one unsets.
+    const pinned = loadConfig({
+      iniText: stack,
+      env: env({
+        POOL__AUTH_ARGS__CINDER_URL: 'http://127.0.0.1:8777/v3',
+        POOL__AUTH_ARGS__AUTH_PROJECT_ID: 'ab'.repeat(16),
+      }),
+    });
+    assert.equal(pinned.auth.cinderUrl, 'http://127.0.0.1:8777/v3');
+    assert.equal(pinned.auth.projectId, 'ab'.repeat(16));
+    const unset = loadConfig({
+      iniText: stack,
+      env: {
+        POOL__AUTH_ARGS__CINDER_URL: '',
+        POOL__AUTH_ARGS__AUTH_STRATEGY: 'keystone',
+        OS_AUTH_URL: 'http://127.0.0.1:5000/v3',
+      },
+    });
+    assert.equal(unset.auth.cinderUrl, undefined);
+    // Without any cloud the stack's INI stays noauth.
+    const plain = loadConfig({ iniText: stack, env: noEnv });
+    assert.equal(plain.auth.strategy, 'noauth');
+    assert.equal(plain.auth.cinderUrl, 'http://127.0.0.1:8776/v3');
+    assert.equal(plain.plainCreateIn, 'tenant');
+    const forced = loadConfig({
+      iniText: stack,
+      env: { POOL__VOLUMES__PLAIN_CREATE_IN: 'pool' },
+    });
+    assert.equal(forced.plainCreateIn, 'pool');
+    rejects(stack, /POOL__VOLUMES__PLAIN_CREATE_IN = "nowhere": .*auto/, {
+      POOL__VOLUMES__PLAIN_CREATE_IN: 'nowhere',
+    });
+  });
+
   test('a cloud that is not there names the file and the clouds it has', () => {
     rejects(
       seedIni,
