@@ -6,8 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
-import { PoolRepository } from '../lib/pool-state/repository';
-import { poolLevels } from '../lib/pool-state/levels';
+import { currentLevels } from '../lib/pool-state/levels';
 import { RunRepository } from '../lib/pool-state/runs';
 import type { FillProgress } from '../contracts/fill';
 
@@ -20,18 +19,18 @@ export interface ApiMetrics {
 export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'warmpool_api_' });
-  const repo = new PoolRepository(db);
   const runs = new RunRepository(db);
 
   new Gauge({
     name: 'warmpool_pool_volumes',
-    help: 'Pool volumes per volume type, OS and state (available = current image, ready to hand out).',
+    help: 'Pool volumes per volume type, OS and state (available = current image, ready to hand out; target = floor raised by demand).',
     labelNames: ['volume_type', 'os', 'state'],
     registers: [registry],
     async collect() {
       this.reset();
-      for (const l of poolLevels(config.pool.targets, await repo.countByTypeOsStatus())) {
+      for (const l of await currentLevels(config, db)) {
         for (const state of [
+          'floor',
           'target',
           'available',
           'creating',

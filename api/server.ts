@@ -8,8 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
-import { PoolRepository } from '../lib/pool-state/repository';
-import { poolLevels } from '../lib/pool-state/levels';
+import { currentLevels } from '../lib/pool-state/levels';
 import { timingSafeEqual } from 'node:crypto';
 import { registerClaimRoutes } from './claims';
 import { createMetrics } from './metrics';
@@ -38,7 +37,6 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
       ? { redact: { paths: ['req.headers.authorization'], censor: '<redacted>' } }
       : false,
   });
-  const repo = new PoolRepository(deps.db);
 
   app.setErrorHandler(
     (err: { statusCode?: number; message: string; validation?: unknown }, req, reply) => {
@@ -100,7 +98,7 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     v1.addHook('onRequest', authenticate);
     registerClaimRoutes(v1, { ...deps, metrics });
     v1.get('/v1/pool', async () => {
-      const levels = poolLevels(deps.config.pool.targets, await repo.countByTypeOsStatus());
+      const levels = await currentLevels(deps.config, deps.db);
       return { levels };
     });
   });

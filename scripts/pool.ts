@@ -22,7 +22,7 @@ import { connectClient } from '../lib/temporal/connect';
 import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
 import { createDb } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
-import { poolLevels } from '../lib/pool-state/levels';
+import { currentLevels } from '../lib/pool-state/levels';
 import { RunRepository } from '../lib/pool-state/runs';
 import { drainPoolWorkflow, reconcileWorkflow, syncOsWorkflow } from '../workflows';
 import {
@@ -65,15 +65,13 @@ function table(rows: Record<string, string | number>[]): string {
 async function status(config: AppConfig, client: Client): Promise<void> {
   const db = createDb(config.databaseUrl, 2);
   try {
-    const levels = poolLevels(
-      config.pool.targets,
-      await new PoolRepository(db).countByTypeOsStatus(),
-    );
+    const levels = await currentLevels(config, db);
     console.log(
       table(
         levels.map((l) => ({
           type: l.volumeType,
           os: l.os,
+          floor: l.floor,
           target: l.target,
           available: l.available,
           creating: l.creating,

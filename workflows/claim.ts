@@ -199,7 +199,7 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
         snapshotId: image.snapshotId,
       });
   if (!reserved) {
-    status.fallbackReason = 'pool empty';
+    status.fallbackReason = first.declined ?? 'pool empty';
     return { image };
   }
   run.step('transfer');

@@ -21,6 +21,7 @@ import {
   type PoolVolume,
 } from '../../lib/pool-state/repository';
 import { failpoint } from '../../lib/failpoints';
+import { DemandRepository } from '../../lib/pool-state/demand';
 import { scheduleIds } from '../../lib/temporal/schedules';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Deps } from '../deps';
@@ -60,6 +61,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   const repo = new PoolRepository(db);
   const images = new OsImageRepository(db);
   const names = new ClaimNameRepository(db);
+  const demand = new DemandRepository(db);
   // Every Cinder call of an activity attempt stops when that attempt is cancelled.
   const admin = () => cinderForAttempt(sharedCinder);
   const tenant = (t: Pick<ClaimTarget, 'projectId' | 'userId'>) =>
@@ -128,17 +130,49 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   async function reserveForClaim(t: ClaimTarget): Promise<{
     image: CurrentImage | null;
     reserved: ReservedVolume | null;
+    /** Why no reservation was even tried (the tenant's fair share is used up). */
+    declined?: string;
   }> {
     await lockClaimName(t);
     const image = await currentImage({ os: t.os as string, volumeType: t.volumeType });
     if (!image) return { image, reserved: null };
+    const pool = { claimId: t.claimId, type: t.volumeType, os: t.os as string };
+    const declined = await overFairShare(t);
+    if (declined) {
+      await demand.record({ ...pool, projectId: t.projectId, hit: false });
+      return { image, reserved: null, declined };
+    }
     const reserved = await reservePoolVolume({
       claimId: t.claimId,
       os: t.os as string,
       volumeType: t.volumeType,
       snapshotId: image.snapshotId,
     });
+    // The demand that sizes the pool (and, with a fair share, this tenant's hits).
+    await demand.record({ ...pool, projectId: t.projectId, hit: reserved !== null });
     return { image, reserved };
+  }
+
+  /**
+   * tenant_share: a tenant that took its share of this pool's floor within the window falls
+   * back to plain creation, so other tenants keep getting hits. A claim that already holds a row
+   * (a retry) keeps it. Claims of one tenant in flight together may each see the share unused.
+   */
+  async function overFairShare(t: ClaimTarget): Promise<string | undefined> {
+    const fair = config.pool.policy.tenantShare;
+    if (!fair) return undefined;
+    const floor =
+      config.pool.targets.find((p) => p.os === t.os && p.volumeType === t.volumeType)?.target ?? 0;
+    const allowed = Math.max(1, Math.floor(fair.share * floor));
+    const hits = await demand.tenantHits({
+      type: t.volumeType,
+      os: t.os as string,
+      projectId: t.projectId,
+      minutes: fair.windowMinutes,
+      otherThan: t.claimId,
+    });
+    if (hits < allowed || (await repo.heldBy(t.claimId))) return undefined;
+    return `tenant share used: ${hits} of ${allowed} pool volumes in ${fair.windowMinutes} min`;
   }
 
   /** Reserves one current pool volume for this claim (the same one again on a retry). */

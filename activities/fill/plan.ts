@@ -1,10 +1,15 @@
 /**
  * What a fill must do (the seed's step 3): per (type, OS), how many volumes are missing from the
- * target, and which stale volumes (made from an older snapshot) to drain this run. The settings
- * come from the worker's configuration, so a changed config takes effect on the next run.
+ * target, and which volumes to drain this run: stale ones (made from an older snapshot), stock
+ * above target, and stock idle past max_idle_minute (recycled). The target is the seed's count
+ * raised by recent demand (../../lib/pool-state/demand.ts), and what demand adds never takes
+ * the pool project past its quota (less a margin). The settings come from the worker's
+ * configuration, so a changed config takes effect on the next run.
  */
+import { log } from '@temporalio/activity';
 import type { Deps } from '../deps';
-import { PoolRepository } from '../../lib/pool-state/repository';
+import { PoolRepository, type PoolVolume } from '../../lib/pool-state/repository';
+import { DemandRepository, effectiveTargets } from '../../lib/pool-state/demand';
 import type { ResolvedImage } from './images';
 
 export interface CreateOrder {
@@ -18,11 +23,15 @@ export interface CreateOrder {
 
 export interface FillPlan {
   orders: CreateOrder[];
-  /** Pool row ids of stale `available` stock to drain now (bounded by stale_drain_per_run). */
+  /** Pool row ids of `available` stock to drain now: stale, above target, idle too long. */
   drain: number[];
   staleTotal: number;
   /** Current stock above target (e.g. a volume back in the pool after a refused accept). */
   excessTotal?: number;
+  /** Idle stock recycled this run (drained, and replaced by this run's orders). */
+  recycled?: number;
+  /** The targets this run filled to, and why (floor, demand, cap, quota). */
+  targets?: { type: string; os: string; floor: number; target: number; why: string }[];
   settings: {
     concurrency: number;
     createIntervalSeconds: number;
@@ -31,33 +40,85 @@ export interface FillPlan {
   };
 }
 
-export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
+const byAge = (a: PoolVolume, b: PoolVolume) =>
+  // Same instant (the clock's milliseconds): the later row is the newer.
+  a.createdAt.getTime() - b.createdAt.getTime() || a.id - b.id;
+
+export function planFillActivity({ config, db, cinder }: Pick<Deps, 'config' | 'db' | 'cinder'>) {
   const repo = new PoolRepository(db);
+  const demand = new DemandRepository(db);
+  const { policy } = config.pool;
+
+  /** Volumes the pool project may still add beyond its floors (its quota less the margin). */
+  async function quotaRoom(): Promise<number> {
+    try {
+      const v = (await cinder.getQuotaUsage()).volumes;
+      if (!v || v.limit < 0) return Infinity;
+      return Math.max(0, v.limit - v.inUse - v.reserved - policy.quotaMargin);
+    } catch (err) {
+      log.warn(`quota unknown, demand raises nothing this run: ${(err as Error).message}`);
+      return 0;
+    }
+  }
+
   return async function planFill(images: ResolvedImage[]): Promise<FillPlan> {
     const rows = await repo.listAll();
-    const orders: CreateOrder[] = [];
-    const staleRows: { id: number; createdAt: Date }[] = [];
-    const excessRows: { id: number; createdAt: Date }[] = [];
-    for (const img of images) {
-      const target =
-        config.pool.targets.find((t) => t.os === img.os && t.volumeType === img.type)?.target ?? 0;
+    const targets = await effectiveTargets(config.pool.targets, policy, db);
+    await demand.prune(
+      2 * Math.max(policy.demand.windowMinutes, policy.tenantShare?.windowMinutes ?? 0),
+    );
+    const idleBefore = policy.maxIdleMinutes
+      ? Date.now() - policy.maxIdleMinutes * 60_000
+      : -Infinity;
+
+    const pools = images.map((img) => {
+      const t = targets.find((x) => x.os === img.os && x.volumeType === img.type);
       const mine = rows.filter((r) => r.os === img.os && r.type === img.type);
-      const current = mine.filter(
-        (r) =>
-          r.snapshotId === img.snapshotId && (r.status === 'creating' || r.status === 'available'),
-      ).length;
-      for (const r of mine) {
-        if (r.snapshotId !== img.snapshotId && r.status === 'available') staleRows.push(r);
+      const fresh = mine.filter((r) => r.snapshotId === img.snapshotId);
+      const current = fresh.filter((r) => r.status === 'creating' || r.status === 'available');
+      const idle = fresh.filter((r) => r.status === 'available').sort(byAge);
+      return {
+        img,
+        floor: t?.floor ?? 0,
+        target: t?.target ?? 0,
+        why: t?.why ?? 'not configured',
+        current: current.length,
+        idle,
+        stale: mine.filter((r) => r.snapshotId !== img.snapshotId && r.status === 'available'),
+      };
+    });
+
+    // Demand's additions share what the quota leaves after every pool's floor.
+    let room = pools.some((p) => p.target > p.floor) ? await quotaRoom() : 0;
+    room -= pools.reduce((n, p) => n + Math.max(0, p.floor - p.current), 0);
+    const orders: CreateOrder[] = [];
+    const staleRows: PoolVolume[] = [];
+    const excessRows: PoolVolume[] = [];
+    const recycleRows: PoolVolume[] = [];
+    const planned: NonNullable<FillPlan['targets']> = [];
+    for (const p of pools) {
+      let target = p.target;
+      let why = p.why;
+      const extraWanted = Math.max(0, p.target - Math.max(p.floor, p.current));
+      const extra = Math.min(extraWanted, Math.max(0, room));
+      if (extra < extraWanted) {
+        target = Math.max(p.floor, p.current) + extra;
+        why = `quota (leaves ${policy.quotaMargin} free): ${why}`;
       }
-      if (target > current) orders.push({ ...img, missing: target - current });
-      if (current > target) {
-        // Above target: the oldest idle volumes go, the newest stay.
-        const idle = mine
-          .filter((r) => r.snapshotId === img.snapshotId && r.status === 'available')
-          // Same instant (the clock's milliseconds): the later row is the newer.
-          .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id - b.id);
-        excessRows.push(...idle.slice(0, current - target));
+      room -= extra;
+      planned.push({ type: p.img.type, os: p.img.os, floor: p.floor, target, why });
+      staleRows.push(...p.stale);
+      // Above target: the oldest idle volumes go, the newest stay.
+      if (p.current > target) excessRows.push(...p.idle.slice(0, p.current - target));
+      // Idle too long, only while the pool is at its floor; this run makes their replacements.
+      let recycled = 0;
+      if (p.current >= p.floor && p.current <= target) {
+        const old = p.idle.filter((r) => (r.readyAt ?? r.createdAt).getTime() < idleBefore);
+        recycled = Math.min(old.length, policy.recyclePerRun - recycleRows.length);
+        recycleRows.push(...old.slice(0, recycled));
       }
+      const missing = Math.max(0, target - p.current) + recycled;
+      if (missing > 0) orders.push({ ...p.img, missing });
     }
     // Stock of pairs no longer configured is stale as well: drain it.
     const targeted = new Set(config.pool.targets.map((t) => `${t.volumeType}\u0000${t.os}`));
@@ -65,13 +126,19 @@ export function planFillActivity({ config, db }: Pick<Deps, 'config' | 'db'>) {
       const k = `${r.type}\u0000${r.os}`;
       if (!targeted.has(k) && r.status === 'available') staleRows.push(r);
     }
-    staleRows.sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    staleRows.sort(byAge);
     // Stale stock first (it must never be handed out), then stock above target; bounded per run.
+    // Recycling has its own bound.
     return {
       orders,
-      drain: [...staleRows, ...excessRows].slice(0, config.pool.drainPerRun).map((r) => r.id),
+      drain: [
+        ...[...staleRows, ...excessRows].slice(0, config.pool.drainPerRun),
+        ...recycleRows,
+      ].map((r) => r.id),
       staleTotal: staleRows.length,
       excessTotal: excessRows.length,
+      recycled: recycleRows.length,
+      targets: planned,
       settings: {
         concurrency: config.concurrency,
         createIntervalSeconds: config.pool.createIntervalSeconds,

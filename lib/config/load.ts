@@ -18,7 +18,26 @@ type Values = { [K in ConfigKey]: ReturnType<(typeof KEYS)[K]['schema']['parse']
 export interface PoolTarget {
   os: string;
   volumeType: string;
+  /** The seed's count: the floor of the pool's target. */
   target: number;
+  /** The most demand may raise it to. */
+  cap: number;
+}
+
+export interface PoolPolicy {
+  demand: {
+    enabled: boolean;
+    windowMinutes: number;
+    safetyFactor: number;
+    headroom: number;
+  };
+  /** Volumes left free in the pool project's quota when demand raises targets. */
+  quotaMargin: number;
+  /** Stock idle longer than this is recycled (drained and replaced); undefined: never. */
+  maxIdleMinutes?: number;
+  recyclePerRun: number;
+  /** A tenant's share of a pool's hits within the window; undefined: no limit. */
+  tenantShare?: { share: number; windowMinutes: number };
 }
 
 export interface AppConfig {
@@ -41,6 +60,7 @@ export interface AppConfig {
     snapshotNameRule: SnapshotNameRule;
     /** Target per (volume type × OS): `backup_nums_more` for the "more" list, `_less` otherwise. */
     targets: PoolTarget[];
+    policy: PoolPolicy;
   };
   auth: {
     strategy: 'noauth' | 'keystone';
@@ -186,6 +206,9 @@ function checkKnownKeys(ini: Record<string, Record<string, unknown>>): void {
     throw new ConfigError(`unknown configuration key(s): ${unknown.join(', ')}`);
 }
 
+/** A pair's cap: backup_nums_max (never below the floor), or 3 × the floor. */
+const capOf = (v: Values, floor: number) => Math.max(floor, v.numsMax ?? 3 * floor);
+
 function buildTargets(v: Values): PoolTarget[] {
   const overlap = v.osMore.filter((os) => v.osLess.includes(os));
   if (overlap.length > 0) {
@@ -195,8 +218,10 @@ function buildTargets(v: Values): PoolTarget[] {
   }
   const targets: PoolTarget[] = [];
   for (const volumeType of v.volumeTypes) {
-    for (const os of v.osMore) targets.push({ os, volumeType, target: v.numsMore });
-    for (const os of v.osLess) targets.push({ os, volumeType, target: v.numsLess });
+    for (const os of v.osMore)
+      targets.push({ os, volumeType, target: v.numsMore, cap: capOf(v, v.numsMore) });
+    for (const os of v.osLess)
+      targets.push({ os, volumeType, target: v.numsLess, cap: capOf(v, v.numsLess) });
   }
   return targets;
 }
@@ -259,6 +284,21 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       volumeNamePrefix: v.volumeNamePrefix,
       snapshotNameRule,
       targets: buildTargets(v),
+      policy: {
+        demand: {
+          enabled: v.demandTargets,
+          windowMinutes: v.demandWindowMinutes,
+          safetyFactor: v.demandSafetyFactor,
+          headroom: v.demandHeadroom,
+        },
+        quotaMargin: v.quotaMargin,
+        maxIdleMinutes: v.maxIdleMinutes,
+        recyclePerRun: v.recyclePerRun,
+        tenantShare:
+          v.tenantShare === undefined
+            ? undefined
+            : { share: v.tenantShare, windowMinutes: v.tenantShareWindowMinutes },
+      },
     },
     auth: {
       strategy: v.authStrategy,

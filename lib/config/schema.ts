@@ -113,6 +113,69 @@ export const KEYS = {
     schema: num(0.1),
     default: '30',
   },
+  // Demand-aware targets: the seed's counts are floors; recent claims raise a pool's target.
+  demandTargets: {
+    section: 'volumes_backup',
+    key: 'demand_targets',
+    schema: z.enum(['true', 'false']).transform((v) => v === 'true'),
+    default: 'true',
+  },
+  demandWindowMinutes: {
+    section: 'volumes_backup',
+    key: 'demand_window_minute',
+    schema: num(0.1),
+    default: '60',
+  },
+  demandSafetyFactor: {
+    section: 'volumes_backup',
+    key: 'demand_safety_factor',
+    schema: num(0),
+    default: '2',
+  },
+  demandHeadroom: {
+    section: 'volumes_backup',
+    key: 'demand_headroom',
+    schema: int(0, 10000),
+    default: '1',
+  },
+  /** Per (type × OS) cap of a demand-raised target; empty: 3 × its floor. */
+  numsMax: {
+    section: 'volumes_backup',
+    key: 'backup_nums_max',
+    schema: z.preprocess((v) => (v === '' ? undefined : v), int(0, 100000).optional()),
+  },
+  quotaMargin: {
+    section: 'volumes_backup',
+    key: 'quota_margin',
+    schema: int(0, 100000),
+    default: '5',
+  },
+  maxIdleMinutes: {
+    section: 'volumes_backup',
+    key: 'max_idle_minute',
+    schema: z.preprocess((v) => (v === '' ? undefined : v), num(0.05).optional()),
+  },
+  recyclePerRun: {
+    section: 'volumes_backup',
+    key: 'recycle_per_run',
+    schema: int(0, 10000),
+    default: '2',
+  },
+  /** Fairness: one tenant's share of a pool's hits within the window; empty: off. */
+  tenantShare: {
+    section: 'volumes_backup',
+    key: 'tenant_share',
+    schema: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      num(0).pipe(z.number().max(1, 'expected a fraction between 0 and 1')).optional(),
+    ),
+  },
+  tenantShareWindowMinutes: {
+    section: 'volumes_backup',
+    key: 'tenant_share_window_minute',
+    schema: num(0.1),
+    default: '10',
+  },
   drainPerRun: {
     section: 'volumes_backup',
     key: 'stale_drain_per_run',

@@ -1,11 +1,18 @@
 /** Pool levels per (volume type × OS): what the operator and the fill both look at. */
-import type { PoolTarget } from '../config/load';
-import type { PoolCount } from './repository';
+import type { AppConfig, PoolTarget } from '../config/load';
+import type { Db } from './db';
+import { effectiveTargets } from './demand';
+import { PoolRepository, type PoolCount } from './repository';
 
 export interface PoolLevel {
   volumeType: string;
   os: string;
+  /** The seed's count for this pool. */
+  floor: number;
+  /** What the fill keeps: the floor, raised by recent demand up to the cap. */
   target: number;
+  /** Which rule set the target (floor, demand, cap), with its figures. */
+  why: string;
   creating: number;
   /** Ready to hand out: available and made from the OS's current snapshot. */
   available: number;
@@ -19,16 +26,30 @@ export interface PoolLevel {
   missing: number;
 }
 
-export function poolLevels(targets: PoolTarget[], counts: PoolCount[]): PoolLevel[] {
+/** A pool's target as levels take it: an effective target (demand.ts) or the config's floor. */
+export type LevelTarget = Pick<PoolTarget, 'volumeType' | 'os' | 'target'> & {
+  floor?: number;
+  why?: string;
+};
+
+export function poolLevels(targets: LevelTarget[], counts: PoolCount[]): PoolLevel[] {
   const key = (t: string, o: string) => `${t}\u0000${o}`;
   const levels = new Map<string, PoolLevel>();
-  const level = (volumeType: string, os: string, target: number): PoolLevel => {
+  const level = (
+    volumeType: string,
+    os: string,
+    target: number,
+    floor = target,
+    why = '',
+  ): PoolLevel => {
     let l = levels.get(key(volumeType, os));
     if (!l) {
       l = {
         volumeType,
         os,
+        floor,
         target,
+        why,
         creating: 0,
         available: 0,
         reserved: 0,
@@ -41,10 +62,10 @@ export function poolLevels(targets: PoolTarget[], counts: PoolCount[]): PoolLeve
     }
     return l;
   };
-  for (const t of targets) level(t.volumeType, t.os, t.target);
+  for (const t of targets) level(t.volumeType, t.os, t.target, t.floor, t.why);
   for (const c of counts) {
     // Stock of a pair no longer configured shows with target 0: the operator sees it to drain it.
-    const l = level(c.type, c.os, 0);
+    const l = level(c.type, c.os, 0, 0, 'not configured');
     if (!c.current && c.status !== 'reserved' && c.status !== 'deleting' && c.status !== 'flagged')
       l.stale += c.count;
     else l[c.status] += c.count;
@@ -53,4 +74,13 @@ export function poolLevels(targets: PoolTarget[], counts: PoolCount[]): PoolLeve
   return [...levels.values()].sort(
     (a, b) => a.volumeType.localeCompare(b.volumeType) || a.os.localeCompare(b.os),
   );
+}
+
+/** The levels now: every pool's effective target (demand included) against its stock. */
+export async function currentLevels(config: AppConfig, db: Db): Promise<PoolLevel[]> {
+  const [targets, counts] = await Promise.all([
+    effectiveTargets(config.pool.targets, config.pool.policy, db),
+    new PoolRepository(db).countByTypeOsStatus(),
+  ]);
+  return poolLevels(targets, counts);
 }

@@ -315,14 +315,21 @@ export class PoolRepository {
     return rowCount === 1;
   }
 
-  /** creating → available, stamping when it became ready. */
+  /** creating → available, stamping when it became ready and keeping the refill's lead time. */
   async markAvailable(id: number): Promise<boolean> {
-    const { rowCount } = await this.db.query(
-      `UPDATE pool_volumes SET status = 'available', ready_at = now(), updated_at = now()
-        WHERE id = $1 AND status = 'creating'`,
+    const { rows } = await this.db.query<{ n: number }>(
+      `WITH up AS (
+         UPDATE pool_volumes SET status = 'available', ready_at = now(), updated_at = now()
+          WHERE id = $1 AND status = 'creating'
+          RETURNING type, os, requested_at, ready_at),
+       lead AS (
+         INSERT INTO pool_lead_times (type, os, seconds)
+         SELECT type, os, extract(epoch FROM ready_at - requested_at) FROM up
+          WHERE requested_at IS NOT NULL)
+       SELECT count(*)::int AS n FROM up`,
       [id],
     );
-    return rowCount === 1;
+    return rows[0]?.n === 1;
   }
 
   /**

@@ -33,11 +33,20 @@ describe('configuration', () => {
     assert.equal(c.pool.checkStateEveryMinutes, 5);
     assert.equal(c.pool.createIntervalSeconds, 40);
     assert.equal(c.pool.targets.length, 11);
-    assert.deepEqual(c.pool.targets[0], { os: 'Debian8 64bit', volumeType: 'sas', target: 10 });
+    // The seed's counts are floors; demand may raise a pool to 3 × its floor by default.
+    assert.deepEqual(c.pool.targets[0], {
+      os: 'Debian8 64bit',
+      volumeType: 'sas',
+      target: 10,
+      cap: 30,
+    });
     assert.deepEqual(
       c.pool.targets.find((t) => t.os === 'Windows2016 64bit'),
-      { os: 'Windows2016 64bit', volumeType: 'sas', target: 2 },
+      { os: 'Windows2016 64bit', volumeType: 'sas', target: 2, cap: 6 },
     );
+    assert.equal(c.pool.policy.demand.enabled, true);
+    assert.equal(c.pool.policy.tenantShare, undefined);
+    assert.equal(c.pool.policy.maxIdleMinutes, undefined);
     assert.equal(
       c.pool.targets.reduce((n, t) => n + t.target, 0),
       2 * 10 + 9 * 2,

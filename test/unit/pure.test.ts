@@ -2,6 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { poolLevels } from '../../lib/pool-state/levels';
+import { demandTarget } from '../../lib/pool-state/demand';
 import { interleave } from '../../workflows/fill';
 import type { CreateOrder } from '../../activities/fill/plan';
 
@@ -67,5 +68,34 @@ describe('interleave', () => {
 
   test('nothing missing: nothing to create', () => {
     assert.deepEqual(interleave([order('a', 0)]), []);
+  });
+});
+
+describe('demandTarget', () => {
+  const pool = { volumeType: 'sas', os: 'Debian8 64bit', target: 2, cap: 8 };
+  const demand = { enabled: true, windowMinutes: 60, safetyFactor: 2, headroom: 1 };
+
+  test('a burst of claims raises the target: ceil(rate × lead × safety) + headroom', () => {
+    // 360 claims an hour = 0.1/s; a 30 s refill → 3 claims per refill, × 2 = 6, + 1 = 7.
+    const t = demandTarget(pool, demand, 360, 30);
+    assert.equal(t.target, 7);
+    assert.equal(t.floor, 2);
+    assert.match(t.why, /^demand \(360 claims in 60 min × lead 30 s × 2 \+ 1 = 7\)$/);
+  });
+
+  test('no claims: the floor (headroom alone never goes below it)', () => {
+    const t = demandTarget(pool, demand, 0, 30);
+    assert.equal(t.target, 2);
+    assert.match(t.why, /^floor/);
+  });
+
+  test('the cap holds however big the burst', () => {
+    const t = demandTarget(pool, demand, 100_000, 600);
+    assert.equal(t.target, 8);
+    assert.match(t.why, /^cap/);
+  });
+
+  test('demand targets off: the floor', () => {
+    assert.equal(demandTarget(pool, { ...demand, enabled: false }, 360, 30).target, 2);
   });
 });
