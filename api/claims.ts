@@ -21,6 +21,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
+import type { Db } from '../lib/pool-state/db';
+import { ClaimLog } from '../lib/pool-state/claim-log';
 import type { ApiMetrics } from './metrics';
 import { withTimeout } from './timeout';
 import { claimVolumeWorkflow } from '../workflows/claim';
@@ -233,9 +235,10 @@ function failureReason(err: unknown): string {
 
 export function registerClaimRoutes(
   app: FastifyInstance,
-  deps: { config: AppConfig; temporal: Client; metrics: ApiMetrics },
+  deps: { config: AppConfig; temporal: Client; metrics: ApiMetrics; db: Db },
 ): void {
   const { config, temporal, metrics } = deps;
+  const claimLog = new ClaimLog(deps.db);
   const location = (requestId: string) => `/v1/claims/${encodeURIComponent(requestId)}`;
   const knownOs = [...new Set(config.pool.targets.map((t) => t.os))];
 
@@ -301,12 +304,28 @@ export function registerClaimRoutes(
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       };
+      // For the dashboard, after the answer: a slow or failed write never delays a claim.
+      const logClaim = (outcome: string, httpStatus: number, result?: ClaimResult) =>
+        void claimLog
+          .record({
+            requestId: b.requestId,
+            workflowId,
+            projectId: b.projectId,
+            os: input.os,
+            volumeType: b.volumeType,
+            outcome,
+            httpStatus,
+            seconds: result ? (result.timingsMs.total ?? 0) / 1000 : null,
+            fallbackReason: result?.fallbackReason ?? null,
+          })
+          .catch((err: Error) => req.log.warn(`claim log: ${err.message}`));
       const answered = (result: ClaimResult) => {
         metrics.claims.inc({ outcome: result.outcome, status: '201' });
         metrics.claimSeconds.observe(
           { outcome: result.outcome },
           (result.timingsMs.total ?? 0) / 1000,
         );
+        logClaim(result.outcome, 201, result);
         return reply
           .header('Location', location(b.requestId))
           .status(201)
@@ -337,6 +356,7 @@ export function registerClaimRoutes(
         if (err instanceof BodyMismatch) return reply.status(409).send({ error: err.message });
         if (err instanceof WorkflowFailedError || err instanceof ClaimFailed) {
           metrics.claims.inc({ outcome: 'failed', status: '422' });
+          logClaim('failed', 422);
           return reply
             .header('Location', location(b.requestId))
             .status(422)

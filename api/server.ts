@@ -11,6 +11,7 @@ import type { Db } from '../lib/pool-state/db';
 import { currentLevels } from '../lib/pool-state/levels';
 import { timingSafeEqual } from 'node:crypto';
 import { registerClaimRoutes } from './claims';
+import { registerDashboardData, registerDashboardPage } from './dashboard';
 import { createMetrics } from './metrics';
 import { withTimeout } from './timeout';
 
@@ -67,6 +68,7 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   };
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  registerDashboardPage(app);
 
   app.get('/readyz', async (req, reply) => {
     // Unauthenticated: says what is down, never why (the reason goes to the log).
@@ -97,6 +99,7 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   void app.register(async (v1) => {
     v1.addHook('onRequest', authenticate);
     registerClaimRoutes(v1, { ...deps, metrics });
+    registerDashboardData(v1, deps);
     v1.get('/v1/pool', async () => {
       const levels = await currentLevels(deps.config, deps.db);
       return { levels };

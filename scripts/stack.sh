@@ -404,6 +404,18 @@ start_keystone_daemon() {
   wait_for "Keystone" 60 keystone_up || die "Keystone does not answer; see $LOG_DIR/keystone.log"
 }
 
+# ---------------------------------------------------------------- browser (dashboard tests)
+install_browser() {
+  [[ "${STACK_BROWSER:-1}" == 1 ]] || return 0
+  [[ -x /usr/bin/chromium ]] && return 0
+  say "installing Debian's chromium (headless browser for the dashboard test)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -q --no-install-recommends chromium ||
+    { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; } \
+    >"$LOG_DIR/apt-chromium.log" 2>&1 || die "apt-get install chromium failed, see $LOG_DIR/apt-chromium.log"
+  say "  $(/usr/bin/chromium --version 2>/dev/null || echo chromium) installed"
+}
+
 # ---------------------------------------------------------------- PostgreSQL + bootstrap
 prepare_postgres() {
   say "PostgreSQL database for the pool state ($(sed -E 's#//[^@]*@#//#' <<<"$DATABASE_URL"))"
@@ -431,6 +443,7 @@ cmd_up() {
   start_temporal
   start_cinder
   start_keystone
+  install_browser
   prepare_postgres
   bootstrap_cloud
   say "stack is up: Temporal 127.0.0.1:$TEMPORAL_PORT, Web UI http://127.0.0.1:$TEMPORAL_UI_PORT, Cinder http://127.0.0.1:$CINDER_PORT/v3"

@@ -11,14 +11,22 @@ import { createActivities } from '../activities';
 import { connectClient } from '../lib/temporal/connect';
 import { ensureSchedules } from '../lib/temporal/schedules';
 import { ensureSearchAttributes } from '../lib/temporal/search-attributes';
+import { cinderCallMetrics, installWorkerTelemetry } from '../lib/temporal/telemetry';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger('worker');
   log.info({ config: describeConfig(config) }, 'starting worker');
+  // Before any connection: the Runtime's metrics endpoint can only be set up first.
+  const metricsAt = config.temporal.workerMetricsAddress;
+  const countCall = metricsAt ? cinderCallMetrics(installWorkerTelemetry(metricsAt)) : undefined;
+  if (metricsAt) log.info(`worker metrics on http://${metricsAt}/metrics`);
   const db = createDb(config.databaseUrl);
   const cinder = cinderFromConfig(config, {
-    log: (e) => log.debug(e, 'cinder call'),
+    log: (e) => {
+      log.debug(e, 'cinder call');
+      countCall?.(e);
+    },
   });
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const client = await connectClient(config); // schedules, and the refill a claim triggers

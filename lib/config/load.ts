@@ -84,6 +84,8 @@ export interface AppConfig {
     uiUrl: string;
     schedulePrefix: string;
     manageSchedules: boolean;
+    /** host:port of the worker's Prometheus endpoint; undefined: none. */
+    workerMetricsAddress?: string;
   };
   databaseUrl: string;
   api: {
@@ -321,6 +323,7 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       uiUrl: v.temporalUiUrl.replace(/\/+$/, ''),
       schedulePrefix: v.schedulePrefix,
       manageSchedules: v.manageSchedules,
+      workerMetricsAddress: v.workerMetricsAddress,
     },
     databaseUrl: v.databaseUrl,
     api: {

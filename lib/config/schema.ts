@@ -305,6 +305,12 @@ export const KEYS = {
     schema: z.enum(['true', 'false']).transform((v) => v === 'true'),
     default: 'true',
   },
+  /** Where the worker serves its Prometheus metrics (SDK + pool); empty: not served. */
+  workerMetricsAddress: {
+    section: 'temporal',
+    key: 'worker_metrics_address',
+    schema: z.preprocess((v) => (v === '' ? undefined : v), hostPort.optional()),
+  },
   temporalUiUrl: {
     section: 'temporal',
     key: 'ui_url',

@@ -38,14 +38,26 @@ export class RunRepository {
       [kind, opts.finished ?? false],
     );
     const r = rows[0];
-    return r
-      ? {
-          kind: r.kind,
-          workflowId: r.workflow_id,
-          startedAt: r.started_at,
-          finishedAt: r.finished_at,
-          summary: r.summary as S,
-        }
-      : null;
+    return r ? toRun<S>(r) : null;
   }
+
+  /** The newest `limit` runs of that kind, newest first. */
+  async recent<S>(kind: string, limit: number): Promise<PoolRun<S>[]> {
+    const { rows } = await this.db.query(
+      `SELECT kind, workflow_id, started_at, finished_at, summary FROM pool_runs
+        WHERE kind = $1 ORDER BY started_at DESC LIMIT $2`,
+      [kind, limit],
+    );
+    return rows.map((r) => toRun<S>(r));
+  }
+}
+
+function toRun<S>(r: Record<string, unknown>): PoolRun<S> {
+  return {
+    kind: r.kind as string,
+    workflowId: r.workflow_id as string,
+    startedAt: r.started_at as Date,
+    finishedAt: r.finished_at as Date | null,
+    summary: r.summary as S,
+  };
 }

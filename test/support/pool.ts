@@ -36,6 +36,8 @@ export function testConfig(overrides: Record<string, string | number>): {
     POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.3',
     // Tests count stock against the seed's numbers; test/pool-policy.test.ts turns demand on.
     POOL__VOLUMES_BACKUP__DEMAND_TARGETS: 'false',
+    // Several worker processes per test: none binds the metrics port unless a test asks.
+    POOL__TEMPORAL__WORKER_METRICS_ADDRESS: '',
   };
   for (const [k, v] of Object.entries(overrides)) env[k] = String(v);
   return { config: loadConfig({ env }), env };
@@ -107,7 +109,7 @@ async function wipeOnce(db: Db): Promise<void> {
     await admin.deleteVolume(id, { cascade: true }).catch(() => undefined);
   }
   await db.query(
-    'TRUNCATE pool_volumes, os_images, leak_sightings, rate_limits, pool_runs, claim_names, claim_demand, pool_lead_times',
+    'TRUNCATE pool_volumes, os_images, leak_sightings, rate_limits, pool_runs, claim_names, claim_demand, pool_lead_times, claim_log',
   );
 }
 
