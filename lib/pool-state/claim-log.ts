@@ -86,10 +86,9 @@ export class ClaimLog {
   }
 
   async recent(limit = 20): Promise<(ClaimLogEntry & { at: Date })[]> {
-    const { rows } = await this.db.query(
-      `SELECT * FROM claim_log ORDER BY at DESC LIMIT $1`,
-      [limit],
-    );
+    const { rows } = await this.db.query(`SELECT * FROM claim_log ORDER BY at DESC LIMIT $1`, [
+      limit,
+    ]);
     return rows.map((r: Record<string, unknown>) => ({
       requestId: r.request_id as string,
       workflowId: r.workflow_id as string,
