@@ -70,6 +70,8 @@ function benchConfig(
     POOL__TEMPORAL__SCHEDULE_PREFIX: tag,
     POOL__TEMPORAL__MANAGE_SCHEDULES: 'true',
     POOL__API__CLAIM_WAIT_SECOND: '300',
+    // Two worker processes on one host: neither binds the (single) metrics port.
+    POOL__TEMPORAL__WORKER_METRICS_ADDRESS: '',
   };
   return { config: loadConfig({ env }), env };
 }
