@@ -61,6 +61,8 @@ export const CLAIM_PATCHES = {
    * name lock taken locally, and the row dropped after the answer is out.
    */
   fastPath: 'claim-fast-path',
+  /** The refill request rides on the settle step: one activity after the answer, not two. */
+  settleRefills: 'claim-settle-refills',
 } as const;
 
 /** One claim's state: what the status query shows, the timings, the answer the update awaits. */
@@ -245,10 +247,19 @@ async function settleDelivery(
   const result = run.done(delivery.volumeId, 'pool');
   // The answer is out with this workflow task (normal activities do not hold it back the way
   // local ones would); the row and the refill follow.
-  await Promise.all([
-    db.settleReservation({ claimId: target.claimId, rowId: reserved.rowId, delivered: true }),
-    call.triggerRefill(),
-  ]);
+  if (patched(CLAIM_PATCHES.settleRefills)) {
+    await db.settleReservation({
+      claimId: target.claimId,
+      rowId: reserved.rowId,
+      delivered: true,
+      refill: true,
+    });
+  } else {
+    await Promise.all([
+      db.settleReservation({ claimId: target.claimId, rowId: reserved.rowId, delivered: true }),
+      call.triggerRefill(),
+    ]);
+  }
   return result;
 }
 

@@ -54,8 +54,10 @@ const transferName = (claimId: string) => `warm pool claim ${claimId}`.slice(0, 
 /** A volume that stands for "this name already exists" (not a broken or leaving one). */
 const usable = (v: Volume) => !v.status.startsWith('error') && v.status !== 'deleting';
 
-/** At most one refill request per this window and worker (see triggerRefill). */
-export const REFILL_WINDOW_MS = 5_000;
+/** A refill is requested once claims were quiet this long (see triggerRefill)… */
+export const REFILL_QUIET_MS = 1_500;
+/** …and at most this long after the first claim that asked for it. */
+export const REFILL_MAX_DELAY_MS = 10_000;
 
 export function claimActivities({ config, cinder: sharedCinder, db, temporal }: Deps) {
   const repo = new PoolRepository(db);
@@ -371,11 +373,14 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     claimId: string;
     rowId: number;
     delivered: boolean;
+    /** Also ask for a refill (the stock went down by one). */
+    refill?: boolean;
   }): Promise<void> {
     if (input.delivered) {
       // The API may already have answered: a crash here must still end with the row gone.
       failpoint('claim.before-settle');
       await repo.delete(input.rowId);
+      if (input.refill) await triggerRefill();
     } else await repo.release(input.rowId, input.claimId);
   }
 
@@ -647,19 +652,18 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   }
 
   /**
-   * A pool hit consumed stock: ask for a fill now rather than at the next tick. A burst must not
-   * become a storm of schedule calls: this worker sends at most one request per window, plus one
-   * trailing request if claims came in meanwhile, so their consumption is covered too. BUFFER_ONE
-   * makes a request during a running fill queue exactly one more run (a SKIP would lose it, and
-   * the stock would wait for the next tick); further requests while one is queued add nothing.
+   * A pool hit consumed stock: ask for a fill soon. Claims go first: a fill's listing, creates
+   * and polling compete with hand-offs for Cinder, so during a burst the request waits until
+   * claims have been quiet for REFILL_QUIET_MS, at most REFILL_MAX_DELAY_MS after the first
+   * claim that asked (a steady stream still gets its refill). One request per worker covers
+   * every claim before it. BUFFER_ONE makes a request during a running fill queue exactly one
+   * more run (a SKIP would lose it, and the stock would wait for the next tick); further
+   * requests while one is queued add nothing.
    */
-  let lastRefillAt = 0;
-  let refillOwed = false;
-  let trailing: NodeJS.Timeout | undefined;
+  let firstAskedAt: number | null = null;
+  let pending: NodeJS.Timeout | undefined;
   async function requestRefill(): Promise<boolean> {
     if (!temporal) return false;
-    lastRefillAt = Date.now();
-    refillOwed = false;
     try {
       const fill = temporal.schedule.getHandle(scheduleIds(config).fill);
       // trigger() runs even a paused schedule: an operator's pause must stop refills too.
@@ -672,14 +676,19 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     }
   }
   async function triggerRefill(): Promise<boolean> {
-    const wait = lastRefillAt + REFILL_WINDOW_MS - Date.now();
-    if (wait <= 0) return requestRefill();
-    refillOwed = true;
-    trailing ??= setTimeout(() => {
-      trailing = undefined;
-      if (refillOwed) void requestRefill();
-    }, wait).unref();
-    return false; // covered by the request just made, or by the trailing one
+    const now = Date.now();
+    firstAskedAt ??= now;
+    const at = Math.min(now + REFILL_QUIET_MS, firstAskedAt + REFILL_MAX_DELAY_MS);
+    clearTimeout(pending);
+    pending = setTimeout(
+      () => {
+        pending = undefined;
+        firstAskedAt = null;
+        void requestRefill();
+      },
+      Math.max(0, at - now),
+    ).unref();
+    return false; // requested by the timer, once the claims around this one are served
   }
 
   return {
