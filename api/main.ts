@@ -3,20 +3,29 @@ import { loadConfig } from '../lib/config/load';
 import { createDb } from '../lib/pool-state/db';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from './server';
+import { startTracing, tracingClientInterceptors } from '../lib/temporal/tracing';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   if (config.api.apiKeys.length === 0)
     throw new Error('[api] api_keys (or API_KEYS) is empty: nobody could call the API');
+  const tracing = config.temporal.otlpEndpoint
+    ? startTracing(config.temporal.otlpEndpoint, 'warmpool-api')
+    : undefined;
   const db = createDb(config.databaseUrl);
   // Lazy: the API starts (and answers 503) while Temporal is down, and reconnects when it is back.
   const connection = Connection.lazy({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const temporal = new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    interceptors: tracing ? { workflow: tracingClientInterceptors() } : {},
+  });
   const app = buildApi({ config, db, temporal }, { logger: true });
   const stop = async () => {
     await app.close(); // stops accepting, finishes in-flight requests
     await temporal.connection.close();
     await db.end();
+    await tracing?.shutdown();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());

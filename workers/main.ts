@@ -12,6 +12,7 @@ import { connectClient } from '../lib/temporal/connect';
 import { ensureSchedules } from '../lib/temporal/schedules';
 import { ensureSearchAttributes } from '../lib/temporal/search-attributes';
 import { cinderCallMetrics, installWorkerTelemetry } from '../lib/temporal/telemetry';
+import { startTracing } from '../lib/temporal/tracing';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -21,6 +22,10 @@ async function main(): Promise<void> {
   const metricsAt = config.temporal.workerMetricsAddress;
   const countCall = metricsAt ? cinderCallMetrics(installWorkerTelemetry(metricsAt)) : undefined;
   if (metricsAt) log.info(`worker metrics on http://${metricsAt}/metrics`);
+  const tracing = config.temporal.otlpEndpoint
+    ? startTracing(config.temporal.otlpEndpoint, 'warmpool-worker')
+    : undefined;
+  if (tracing) log.info(`traces to ${config.temporal.otlpEndpoint}`);
   const db = createDb(config.databaseUrl);
   const cinder = cinderFromConfig(config, {
     log: (e) => {
@@ -44,6 +49,7 @@ async function main(): Promise<void> {
     activities: createActivities({ config, cinder, db, log, temporal: client }),
     // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
     shutdownGraceTime: '20 seconds',
+    plugins: tracing ? [tracing.workerPlugin()] : [],
   });
   if (config.temporal.manageSchedules) {
     for (const line of await ensureSchedules(client, config)) log.info(`schedule ${line}`);
@@ -56,6 +62,7 @@ async function main(): Promise<void> {
   await client.connection.close();
   await connection.close();
   await db.end();
+  await tracing?.shutdown();
   log.info('worker stopped');
 }
 

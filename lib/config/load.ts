@@ -86,6 +86,8 @@ export interface AppConfig {
     manageSchedules: boolean;
     /** host:port of the worker's Prometheus endpoint; undefined: none. */
     workerMetricsAddress?: string;
+    /** OTLP/HTTP collector for traces; undefined: no tracing. */
+    otlpEndpoint?: string;
   };
   databaseUrl: string;
   api: {
@@ -324,6 +326,7 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       schedulePrefix: v.schedulePrefix,
       manageSchedules: v.manageSchedules,
       workerMetricsAddress: v.workerMetricsAddress,
+      otlpEndpoint: v.otlpEndpoint,
     },
     databaseUrl: v.databaseUrl,
     api: {

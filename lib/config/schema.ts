@@ -311,6 +311,13 @@ export const KEYS = {
     key: 'worker_metrics_address',
     schema: z.preprocess((v) => (v === '' ? undefined : v), hostPort.optional()),
   },
+  /** OTLP/HTTP collector for traces (e.g. http://127.0.0.1:4318); empty: no tracing. */
+  otlpEndpoint: {
+    section: 'temporal',
+    key: 'otlp_endpoint',
+    schema: optionalUrl,
+    env: ['OTEL_EXPORTER_OTLP_ENDPOINT'],
+  },
   temporalUiUrl: {
     section: 'temporal',
     key: 'ui_url',

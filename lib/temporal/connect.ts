@@ -1,6 +1,7 @@
 /** Temporal connections from the configuration; a dead server fails fast with a clear message. */
 import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../config/load';
+import { tracingClientInterceptors } from './tracing';
 
 export async function connectClient(config: AppConfig, connectTimeoutMs = 10_000): Promise<Client> {
   const connection = await Connection.connect({
@@ -9,5 +10,10 @@ export async function connectClient(config: AppConfig, connectTimeoutMs = 10_000
   }).catch((err: Error) => {
     throw new Error(`cannot reach Temporal at ${config.temporal.address}: ${err.message}`);
   });
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({
+    connection,
+    namespace: config.temporal.namespace,
+    // Harmless without a tracer provider (the process's spans go nowhere).
+    interceptors: config.temporal.otlpEndpoint ? { workflow: tracingClientInterceptors() } : {},
+  });
 }
