@@ -28,6 +28,8 @@ export interface FillProgress {
   errors: string[];
   reconcile: ReconcileResult | null;
   perPool: Record<string, { planned: number; available: number; failed: number }>;
+  /** The target of each pool this run filled to, and why (runs of older code: absent). */
+  targets?: { type: string; os: string; floor: number; target: number; why: string }[];
 }
 
 /** A running fill's progress (also its result). */

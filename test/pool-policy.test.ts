@@ -9,6 +9,7 @@ import { buildApi } from '../api/server';
 import { PoolRepository } from '../lib/pool-state/repository';
 import type { PoolLevel } from '../lib/pool-state/levels';
 import { fillPoolWorkflow } from '../workflows';
+import type { FillProgress } from '../contracts/fill';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
 import { sleep, unique } from './support/env';
 import {
@@ -32,7 +33,7 @@ after(() => closeStack(session));
 async function withPool<T>(
   env: Record<string, string | number>,
   fn: (p: {
-    fill: () => Promise<void>;
+    fill: () => Promise<FillProgress>;
     claim: (projectId: string) => Promise<{ outcome: string; fallbackReason: string | null }>;
     level: () => Promise<PoolLevel>;
     stock: () => Promise<string[]>;
@@ -49,7 +50,7 @@ async function withPool<T>(
           taskQueue: config.temporal.taskQueue,
           workflowId: unique('policy-fill'),
           args: [{}],
-        }) as unknown as Promise<void>,
+        }),
       async claim(projectId) {
         const res = await app.inject({
           method: 'POST',
@@ -109,6 +110,17 @@ describe('pool policy (real stack)', () => {
       assert.equal(busy.floor, 1);
       assert.ok(busy.target >= 3 && busy.target <= 4, `target ${busy.target}: ${busy.why}`);
       assert.match(busy.why, /^(demand|cap) \(8 claims in 3 min × lead [2-6] s × 12 \+ 1 = \d\)/);
+    });
+    // Demand never takes the pool project past its quota less the margin (here: no room).
+    await withPool({ ...demand, POOL__VOLUMES_BACKUP__QUOTA_MARGIN: '100000' }, async (p) => {
+      const progress = await p.fill();
+      const planned = progress.targets?.find((t) => t.os === OS);
+      assert.equal(planned?.target, 1, JSON.stringify(planned));
+      assert.match(planned?.why ?? '', /^quota \(leaves 100000 free\): (demand|cap)/);
+      assert.equal((await p.stock()).length, 1, 'the floor is made, nothing beyond it');
+    });
+    await withPool(demand, async (p) => {
+      const busy = await p.level();
       await p.fill();
       assert.equal((await p.stock()).length, busy.target, 'the fill keeps the raised target');
     });

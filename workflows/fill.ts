@@ -79,6 +79,8 @@ async function makePlan(p: FillProgress): Promise<FillPlan> {
   p.phase = 'planning';
   const plan = await db.planFill(resolved.images);
   p.staleTotal = plan.staleTotal;
+  // What each pool is filled to and why (floor, demand, cap, quota): shown, never a command.
+  if (plan.targets) p.targets = plan.targets;
   for (const o of plan.orders) {
     p.planned += o.missing;
     p.perPool[poolKey(o)] = { planned: o.missing, available: 0, failed: 0 };
