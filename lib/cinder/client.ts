@@ -106,33 +106,37 @@ interface Shared {
 class Slots {
   private free: number;
   private readonly queue: (() => void)[] = [];
+  /** Served before `queue`: calls that start long backend work (see `first`). */
+  private readonly firstQueue: (() => void)[] = [];
 
   constructor(size: number) {
     this.free = size;
   }
 
-  async take(signal?: AbortSignal): Promise<void> {
+  async take(signal?: AbortSignal, first = false): Promise<void> {
     if (this.free > 0) {
       this.free--;
       return;
     }
+    const queue = first ? this.firstQueue : this.queue;
     await new Promise<void>((resolve, reject) => {
       const turn = () => {
         signal?.removeEventListener('abort', abort);
         resolve();
       };
       const abort = () => {
-        this.queue.splice(this.queue.indexOf(turn), 1);
+        const at = queue.indexOf(turn);
+        if (at >= 0) queue.splice(at, 1);
         reject(Object.assign(new Error('canceled'), { code: 'ERR_CANCELED' }));
       };
       if (signal?.aborted) return abort();
-      this.queue.push(turn);
+      queue.push(turn);
       signal?.addEventListener('abort', abort, { once: true });
     });
   }
 
   give(): void {
-    const next = this.queue.shift();
+    const next = this.firstQueue.shift() ?? this.queue.shift();
     if (next) next();
     else this.free++;
   }
@@ -530,7 +534,9 @@ export class CinderClient {
     };
     if (opts.microversion) headers['OpenStack-API-Version'] = `volume ${opts.microversion}`;
     try {
-      await this.shared.slots.take(this.opts.signal);
+      // A volume create goes first: the backend's work (minutes on Ceph) then overlaps with the
+      // API calls queued behind it, instead of starting after them.
+      await this.shared.slots.take(this.opts.signal, method === 'POST' && path === '/volumes');
       this.shared.calls++;
       const res = await this.http
         .request({

@@ -2,7 +2,8 @@
  * The Cinder client's bound on calls in flight (`max_concurrent_calls`): against a local HTTP
  * server that counts concurrent requests, a client family never has more than its bound in
  * flight, every call still completes, and a call cancelled while it waits for a slot is never
- * sent. (The claim and burst paths run through the same client against the real Cinder.)
+ * sent; a volume create waiting for a slot goes before the other waiting calls. (The claim and
+ * burst paths run through the same client against the real Cinder.)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,11 +17,13 @@ let url = '';
 let inFlight = 0;
 let peak = 0;
 let served = 0;
+const order: string[] = [];
 
 before(async () => {
   server = http.createServer((req, res) => {
     inFlight++;
     served++;
+    order.push(`${req.method} ${req.url?.replace(/^\/v3\/[0-9a-f]{32}/, '')}`);
     peak = Math.max(peak, inFlight);
     setTimeout(() => {
       inFlight--;
@@ -65,4 +68,23 @@ test('a call cancelled while it waits for a slot is never sent; the slot order h
   assert.equal((await third).id, 'c');
   assert.equal(served - before, 2, 'the cancelled call reached the server');
   assert.equal(peak, 1);
+});
+
+test('a waiting volume create goes first: the backend starts its long work early', async () => {
+  const root = new CinderClient(new NoAuth(url, 'pool', PROJECT), { maxConcurrentCalls: 1 });
+  order.length = 0;
+  const calls = [
+    root.getVolume('x1'),
+    root.getVolume('x2'),
+    root.getVolume('x3'),
+    root.createVolume({ name: 'made', size: 1, volumeType: 'sas' }).catch(() => undefined),
+  ];
+  await Promise.all(calls);
+  // x1 held the only slot; of the three waiting, the create was served first.
+  assert.deepEqual(order, [
+    'GET /volumes/x1',
+    'POST /volumes',
+    'GET /volumes/x2',
+    'GET /volumes/x3',
+  ]);
 });
