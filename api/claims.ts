@@ -25,6 +25,7 @@ import type { Db } from '../lib/pool-state/db';
 import { ClaimLog } from '../lib/pool-state/claim-log';
 import type { ApiMetrics } from './metrics';
 import { withTimeout } from './timeout';
+import { historyUrl } from '../lib/temporal/workflows';
 import { claimVolumeWorkflow } from '../workflows/claim';
 import {
   CLAIM_FAILURES,
@@ -390,7 +391,7 @@ export function registerClaimRoutes(
           requestId: req.params.requestId,
           startedAt: desc.startTime.toISOString(),
           closedAt: desc.closeTime?.toISOString() ?? null,
-          historyUrl: `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${desc.workflowId}`,
+          historyUrl: historyUrl(config.temporal, desc.workflowId),
         };
         if (desc.status.name === 'RUNNING') {
           // The step comes from a query, which needs a worker; that it runs comes from the

@@ -12,6 +12,7 @@ import type { Db } from '../lib/pool-state/db';
 import { currentLevels } from '../lib/pool-state/levels';
 import { ClaimLog } from '../lib/pool-state/claim-log';
 import { RunRepository } from '../lib/pool-state/runs';
+import { historyUrl } from '../lib/temporal/workflows';
 import type { FillProgress } from '../contracts/fill';
 
 const PAGE = readFileSync(resolve(__dirname, 'dashboard.html'), 'utf8');
@@ -39,7 +40,6 @@ export function registerDashboardData(
   const { config, db } = deps;
   const log = new ClaimLog(db);
   const runs = new RunRepository(db);
-  const ui = `${config.temporal.uiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows`;
   app.get('/v1/dashboard', async () => {
     const [levels, stats, recent, fills] = await Promise.all([
       currentLevels(config, db),
@@ -61,11 +61,11 @@ export function registerDashboardData(
         failed: f.summary.failed ?? 0,
         drained: f.summary.drained ?? 0,
         stoppedBy: f.summary.stoppedBy ?? null,
-        link: `${ui}/${encodeURIComponent(f.workflowId)}`,
+        link: historyUrl(config.temporal, f.workflowId),
       })),
       claims: recent.map((c) => ({
         ...c,
-        link: `${ui}/${encodeURIComponent(c.workflowId)}`,
+        link: historyUrl(config.temporal, c.workflowId),
       })),
     };
   });

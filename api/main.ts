@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const temporal = new Client({
     connection,
     namespace: config.temporal.namespace,
-    interceptors: tracing ? { workflow: tracingClientInterceptors() } : {},
+    interceptors: tracingClientInterceptors(config),
   });
   const app = buildApi({ config, db, temporal }, { logger: true });
   const stop = async () => {

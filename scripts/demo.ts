@@ -8,6 +8,8 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { loadConfig } from '../lib/config/load';
 import { connectClient } from '../lib/temporal/connect';
 import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
+import { historyUrl } from '../lib/temporal/workflows';
+import { claimWorkflowId } from '../contracts/claim';
 import { TENANT_PROJECTS } from './stack/cloud';
 import type { PoolLevel } from '../lib/pool-state/levels';
 
@@ -122,11 +124,13 @@ async function main(): Promise<void> {
     (await api<{ levels: PoolLevel[] }>('GET', '/v1/pool')).body.levels,
   );
 
-  const ui = `${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows`;
+  const ui = historyUrl(config.temporal);
   console.log(
     `\nWeb UI, every claim's history: ${ui}?query=${encodeURIComponent("WorkflowType='claimVolumeWorkflow'")}`,
   );
-  console.log(`  e.g. ${ui}/claim-${String(claims[0]!.body.requestId)}`);
+  console.log(
+    `  e.g. ${historyUrl(config.temporal, claimWorkflowId(String(claims[0]!.body.requestId)))}`,
+  );
   console.log(
     `  search by outcome: PoolOutcome='pool' | 'created' | 'existing'; by PoolProject, PoolOs, PoolVolumeType`,
   );

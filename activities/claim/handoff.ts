@@ -341,9 +341,17 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
 
   /** A retry found the name taken in the tenant's project (by this claim's volume or another). */
   async function giveWayToExisting(reserved: ReservedVolume, volumeId: string): Promise<Delivery> {
-    for (const stale of await admin().listTransfers({ volumeId: reserved.volumeId }))
-      await admin().deleteTransfer(stale.id);
+    await dropPendingTransfers(reserved.volumeId);
     return { existing: true, volumeId, sizeGb: null };
+  }
+
+  /** Deletes a volume's pending transfers: an earlier attempt's, whose auth key died with it. */
+  async function dropPendingTransfers(volumeId: string): Promise<void> {
+    const cinder = admin();
+    for (const stale of await cinder.listTransfers({ volumeId })) {
+      log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
+      await cinder.deleteTransfer(stale.id);
+    }
   }
 
   /**
@@ -352,12 +360,8 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
    * still exist and be available.
    */
   async function clearEarlierAttempt(reserved: ReservedVolume): Promise<void> {
-    const cinder = admin();
-    for (const stale of await cinder.listTransfers({ volumeId: reserved.volumeId })) {
-      log.info(`deleting pending transfer ${stale.id} of an earlier attempt`);
-      await cinder.deleteTransfer(stale.id);
-    }
-    const v = await cinder.findVolume(reserved.volumeId);
+    await dropPendingTransfers(reserved.volumeId);
+    const v = await admin().findVolume(reserved.volumeId);
     if (!v)
       throw nonRetryable('PoolVolumeGone', `pool volume ${reserved.volumeId} no longer exists`);
     if (v.status !== 'available') {
@@ -560,8 +564,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     await exclusive(db, `handoff:${t.claimId}`, async () => {
       const cinder = admin();
       if (await inTenant(t, volumeId)) return;
-      for (const stale of await cinder.listTransfers({ volumeId }))
-        await cinder.deleteTransfer(stale.id);
+      await dropPendingTransfers(volumeId);
       const transfer = await cinder.createTransfer(volumeId, transferName(t.claimId));
       try {
         await acceptOrGiveBack(t, transfer, () => dropTransfer(transfer.id));

@@ -13,7 +13,6 @@ export async function connectClient(config: AppConfig, connectTimeoutMs = 10_000
   return new Client({
     connection,
     namespace: config.temporal.namespace,
-    // Harmless without a tracer provider (the process's spans go nowhere).
-    interceptors: config.temporal.otlpEndpoint ? { workflow: tracingClientInterceptors() } : {},
+    interceptors: tracingClientInterceptors(config),
   });
 }

@@ -37,7 +37,11 @@ export function startTracing(endpoint: string, service: string): Tracing {
   };
 }
 
-/** The client side: a workflow start (or update-with-start) opens the trace. */
-export const tracingClientInterceptors = (): WorkflowClientInterceptor[] => [
-  new OpenTelemetryWorkflowClientInterceptor(),
-];
+/**
+ * A client's interceptors: with tracing configured, a workflow start (or update-with-start)
+ * opens the trace (harmless without a tracer provider: the process's spans go nowhere).
+ */
+export const tracingClientInterceptors = (config: {
+  temporal: { otlpEndpoint?: string };
+}): { workflow: WorkflowClientInterceptor[] } | Record<string, never> =>
+  config.temporal.otlpEndpoint ? { workflow: [new OpenTelemetryWorkflowClientInterceptor()] } : {};

@@ -11,3 +11,12 @@ export async function workflowRunning(client: Client, workflowId: string): Promi
       (err: Error) => (err.name === 'WorkflowNotFoundError' ? false : Promise.reject(err)),
     );
 }
+
+/** The Web UI's page of a workflow's history; without an id, the namespace's workflow list. */
+export function historyUrl(
+  temporal: { uiUrl: string; namespace: string },
+  workflowId?: string,
+): string {
+  const list = `${temporal.uiUrl}/namespaces/${encodeURIComponent(temporal.namespace)}/workflows`;
+  return workflowId === undefined ? list : `${list}/${encodeURIComponent(workflowId)}`;
+}
