@@ -13,7 +13,7 @@
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pg from 'pg';
 import type { CinderClient } from '../lib/cinder';
-import type { Db } from '../lib/pool-state/db';
+import { survivingServerLoss, type Db } from '../lib/pool-state/db';
 
 /**
  * Lock sessions per database pool. A session holds its lock for a whole step (seconds of Cinder
@@ -26,14 +26,15 @@ const lockPools = new WeakMap<Db, Db>();
 function lockPool(db: Db): Db {
   let pool = lockPools.get(db);
   if (!pool) {
-    pool = new pg.Pool({
-      ...db.options,
-      max: LOCK_SESSIONS,
-      idleTimeoutMillis: 5_000,
-      // Idle sessions never keep a stopping worker alive.
-      allowExitOnIdle: true,
-    });
-    pool.on('error', () => undefined);
+    pool = survivingServerLoss(
+      new pg.Pool({
+        ...db.options,
+        max: LOCK_SESSIONS,
+        idleTimeoutMillis: 5_000,
+        // Idle sessions never keep a stopping worker alive.
+        allowExitOnIdle: true,
+      }),
+    );
     lockPools.set(db, pool);
   }
   return pool;

@@ -13,6 +13,8 @@ import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { exclusive } from '../activities/guard';
 import { buildApi } from '../api/server';
 import { type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
@@ -56,15 +58,26 @@ function restartRabbit(): void {
   execFileSync('rabbitmqctl', ['start_app'], { stdio: 'pipe' });
 }
 
-/** Two worker processes on one task queue, stopped at the end. */
+/**
+ * Two worker processes on one task queue, stopped at the end. Unless the test kills one itself,
+ * both must still be alive afterwards: a peer's fault never takes a worker down.
+ */
 async function withWorkers<T>(
   env: NodeJS.ProcessEnv,
   fn: (workers: ReturnType<typeof spawnWorker>[]) => Promise<T>,
+  { mayDie = false } = {},
 ): Promise<T> {
   const workers = [spawnWorker(env), spawnWorker(env)];
   const gone = workers.map(exited);
   try {
-    return await fn(workers);
+    const result = await fn(workers);
+    if (!mayDie)
+      for (const w of workers)
+        assert.ok(
+          w.exitCode === null && w.signalCode === null,
+          `a worker died (${w.signalCode ?? w.exitCode}):\n${w.output().slice(-2000)}`,
+        );
+    return result;
   } finally {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
     await Promise.all(gone);
@@ -175,6 +188,32 @@ describe('faults of the real peers', () => {
     });
   });
 
+  test('a step holding its lock session across a PostgreSQL restart: the process lives on', async () => {
+    // The session is checked out and idle while the step makes its Cinder calls; the restart's
+    // "terminating connection" used to reach it as an unhandled 'error' and kill the worker.
+    const key = unique('pg-restart-lock');
+    const during = await new MockActivityEnvironment().run(() =>
+      exclusive(db, key, async () => {
+        restartPostgres();
+        await sleep(500);
+        return 'finished';
+      }),
+    );
+    assert.equal(during, 'finished');
+    // The lost session released its lock with it: the next attempt takes it at once.
+    const next = await waitFor(
+      'PostgreSQL back',
+      () =>
+        new MockActivityEnvironment()
+          .run(() => exclusive(db, key, async () => 'again'))
+          .catch((err: Error) => err.message),
+      (r) => r === 'again',
+      30_000,
+      500,
+    );
+    assert.equal(next, 'again');
+  });
+
   test('PostgreSQL restarted mid-fill: the fill completes, nothing doubled', async () => {
     await wipePool(db);
     setCreateDelay(0.5);
@@ -252,20 +291,24 @@ describe('faults of the real peers', () => {
       poolEnv({ more: 'Debian8 64bit', numsMore: 8, concurrency: C, intervalSeconds: I }),
     );
     try {
-      await withWorkers(env, async (workers) => {
-        const run = fill(config.temporal.taskQueue);
-        await waitFor(
-          'the fill under way',
-          () => repo.listAll(),
-          (r) => r.length >= 3,
-          60_000,
-          100,
-        );
-        workers[0]?.kill('SIGKILL');
-        const result = await run;
-        assert.equal(result.phase, 'done');
-        await fill(config.temporal.taskQueue); // replaces whatever the killed worker's steps lost
-      });
+      await withWorkers(
+        env,
+        async (workers) => {
+          const run = fill(config.temporal.taskQueue);
+          await waitFor(
+            'the fill under way',
+            () => repo.listAll(),
+            (r) => r.length >= 3,
+            60_000,
+            100,
+          );
+          workers[0]?.kill('SIGKILL');
+          const result = await run;
+          assert.equal(result.phase, 'done');
+          await fill(config.temporal.taskQueue); // replaces whatever the killed worker's steps lost
+        },
+        { mayDie: true },
+      );
       const rows = await repo.listAll();
       assert.equal(rows.filter((r) => r.status === 'available').length, 8);
       // A volume adopted by a retry (its create's answer died with the worker) has no slot time.

@@ -6,9 +6,20 @@ import { runner } from 'node-pg-migrate';
 export type Db = pg.Pool;
 
 export function createDb(databaseUrl: string, max = 10): Db {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 10_000 });
-  // An idle client losing its server must not crash the process; the next query reconnects.
+  return survivingServerLoss(
+    new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 10_000 }),
+  );
+}
+
+/**
+ * A PostgreSQL restart must not crash the process. The pool listens for errors on idle clients
+ * only; a checked-out client that is between queries (a lock session held across Cinder calls)
+ * would emit an unhandled 'error' and take the worker down. Every client gets a listener for
+ * its whole life; a broken client fails its next query and is dropped when released.
+ */
+export function survivingServerLoss(pool: pg.Pool): pg.Pool {
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
