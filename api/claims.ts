@@ -197,17 +197,28 @@ async function deliveredWithin(
 }
 
 /** A 409 unless the claim was started with this body (its hash is the workflow's memo). */
-async function assertSameBody(
-  handle: WorkflowHandle<typeof claimVolumeWorkflow>,
+function assertSameBody(
+  memo: Record<string, unknown> | undefined,
   bodyHash: string,
   requestId: string,
-): Promise<void> {
-  const desc = await bounded(handle.describe());
-  if (desc.memo?.bodyHash !== bodyHash) throw new BodyMismatch(requestId);
+) {
+  if (memo?.bodyHash !== bodyHash) throw new BodyMismatch(requestId);
 }
 
-/** The plain, idempotent start: 'closed' if the claim ended before; checks the body's hash. */
+/**
+ * Makes sure the claim exists and is this body's: 'closed' if it ended before. Under a burst most
+ * claims are already running when this is asked, so it reads first (one call) and starts only
+ * when there is nothing to read.
+ */
 async function startOrJoin(temporal: Client, start: ClaimStart): Promise<'running' | 'closed'> {
+  const requestId = start.args[0].requestId;
+  try {
+    const desc = await bounded(temporal.workflow.getHandle(start.workflowId).describe());
+    assertSameBody(desc.memo, start.memo.bodyHash, requestId);
+    return desc.status.name === 'RUNNING' ? 'running' : 'closed';
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
   let handle: WorkflowHandle<typeof claimVolumeWorkflow>;
   try {
     handle = await bounded(temporal.workflow.start(claimVolumeWorkflow, start));
@@ -215,7 +226,7 @@ async function startOrJoin(temporal: Client, start: ClaimStart): Promise<'runnin
     if (err instanceof WorkflowExecutionAlreadyStartedError) return 'closed';
     throw err;
   }
-  await assertSameBody(handle, start.memo.bodyHash, start.args[0].requestId);
+  assertSameBody((await bounded(handle.describe())).memo, start.memo.bodyHash, requestId);
   return 'running';
 }
 
@@ -350,7 +361,7 @@ export function registerClaimRoutes(
         if (!early.closed) return running();
         // A claim that ended before: its outcome (the same body's) is the answer.
         const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(workflowId);
-        await assertSameBody(handle, bodyHash, b.requestId);
+        assertSameBody((await bounded(handle.describe())).memo, bodyHash, b.requestId);
         return answered(await bounded(handle.result()));
       } catch (err) {
         if (err instanceof TemporalDown) return serviceUnavailable(reply, err);

@@ -220,7 +220,6 @@ async function run(workers: number): Promise<void> {
   }
 }
 
-/** `hits` transfer + accept + rename sequences and `creates` create + poll sequences at once. */
 /**
  * `hits` transfer + accept + rename sequences and `creates` create + poll sequences at once;
  * with `lookup`, each first looks its name up in the tenant (as every claim must).

@@ -49,6 +49,8 @@ export interface Delivery {
   volumeId: string;
   /** The delivered volume's size (null for an existing one). */
   sizeGb: number | null;
+  /** The hand-off also settled the row and asked for a refill (asked with `settle`). */
+  settled?: boolean;
 }
 
 export interface CurrentImage {

@@ -170,40 +170,42 @@ describe('claim crash safety (worker SIGKILL at exact steps)', () => {
     });
   });
 
-  test('(e) after the API answered 201 (early return), before the row is settled', async () => {
+  test('(e) renamed, before the hand-off settles the row: the waiting API request still gets its 201', async () => {
     await stock();
-    const api = buildApi({ config, db, temporal: client });
+    // Long enough for the dead attempt's heartbeat timeout and a second worker's start.
+    const patient = { ...config, api: { ...config.api, claimWaitMs: 120_000 } };
+    const api = buildApi({ config: patient, db, temporal: client });
     const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
     const body = {
-      requestId: unique('early'),
+      requestId: unique('settle'),
       projectId: TENANT_PROJECTS.alpha,
-      name: unique('vm-early'),
+      name: unique('vm-settle'),
       os: 'Debian8 64bit',
       volumeType: 'sas',
     };
     try {
-      const answered = await withWorker('claim.before-settle=1', async (child) => {
-        const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
-        assert.equal(res.statusCode, 201, res.body);
-        assert.equal(res.json().outcome, 'pool');
+      const { reply } = await withWorker('claim.before-settle=1', async (child) => {
+        const reply = api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
         assert.equal(await exited(child), 'SIGKILL', child.output());
         assert.match(child.output(), /failpoint claim\.before-settle hit 1/);
-        return res.json() as { volumeId: string };
+        return { reply };
       });
-      // The tenant already has its volume; only the bookkeeping is left undone.
+      // The tenant already has its volume under its name; the row is still reserved.
       const reserved = (await new PoolRepository(db).listAll()).filter(
         (r) => r.status === 'reserved',
       );
+      assert.equal(reserved.length, 1);
+      const named = await tenant('alpha').listVolumes({ name: body.name });
       assert.deepEqual(
-        reserved.map((r) => r.volumeId),
-        [answered.volumeId],
+        named.map((v) => v.id),
+        [reserved[0]!.volumeId],
       );
-      const result = await withWorker(null, () =>
-        client.workflow.getHandle(claimWorkflowId(body.requestId)).result(),
-      );
-      assert.equal(result.volumeId, answered.volumeId);
-      assert.equal(result.outcome, 'pool');
-      await assertClean({ ...claimInput(), name: body.name }, answered.volumeId);
+      // Another worker retries the hand-off: it finds the volume delivered, settles, answers.
+      const res = await withWorker(null, () => reply);
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal(res.json().outcome, 'pool');
+      assert.equal(res.json().volumeId, reserved[0]!.volumeId);
+      await assertClean({ ...claimInput(), name: body.name }, res.json().volumeId);
     } finally {
       await api.close();
     }

@@ -42,6 +42,7 @@ import { attachVolume, osSnapshot, waitVolumeGone, waitVolumeStatus } from './su
 import { FaultProxy } from './support/fault-proxy';
 import {
   poolEnv,
+  setCreateDelay,
   startWorker,
   taggedVolumes,
   testConfig,
@@ -306,6 +307,62 @@ describe('failure paths (real stack + fault proxy)', () => {
     const v = await admin.getVolume(res.json().volumeId);
     assert.equal(v.name, name);
     assert.deepEqual(v.metadata, {}, 'the pool tags are gone');
+  });
+
+  test('six claims waiting on creating volumes share one list of creating volumes per poll, not a GET each', async () => {
+    setCreateDelay(3);
+    const pollMs = 500;
+    const acts = activities({ pool: { ...config.pool, pollIntervalSeconds: pollMs / 1000 } });
+    const alpha = cinderFromConfig(config).asProject(ALPHA, TENANT_USER);
+    const image = await osSnapshot('Debian8 64bit', 'sas');
+    try {
+      const made = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          alpha.createVolume({
+            name: unique('vm-wait'),
+            size: 1,
+            snapshotId: image.id,
+            volumeType: 'sas',
+          }),
+        ),
+      );
+      const from = proxy.seen.length;
+      const started = Date.now();
+      await Promise.all(
+        made.map((v) =>
+          new MockActivityEnvironment().run(acts.awaitTenantVolume, {
+            target: {
+              claimId: unique('wait'),
+              projectId: ALPHA,
+              userId: TENANT_USER,
+              name: v.name,
+              os: null,
+              volumeType: 'sas',
+              sizeGb: null,
+            },
+            volumeId: v.id,
+            timeoutMs: 60_000,
+          }),
+        ),
+      );
+      const polls = (Date.now() - started) / pollMs;
+      const calls = proxy.seen.slice(from);
+      const gets = calls.filter((c) => /^GET \/v3\/\w+\/volumes\/[0-9a-f-]{36}$/.test(c)).length;
+      const lists = calls.filter((c) => /^GET \/v3\/\w+\/volumes\/detail$/.test(c)).length;
+      // Each volume: its first look and the one after it left `creating`; the lists in between
+      // are shared (at most one per half poll), where a GET each would cost 6 per poll.
+      assert.ok(polls >= 4, `the wait lasted ${polls} polls (create delay 3 s)`);
+      assert.ok(gets <= 14, `${gets} GETs of single volumes`);
+      assert.ok(lists <= 2 * polls + 2, `${lists} lists in ${polls.toFixed(1)} polls`);
+      assert.ok(
+        gets + lists < 6 * polls * 0.6,
+        `${gets + lists} calls for 6 waiters × ${polls} polls`,
+      );
+      for (const v of made) assert.equal((await alpha.getVolume(v.id)).status, 'available');
+      for (const v of made) await alpha.deleteVolume(v.id);
+    } finally {
+      setCreateDelay(0);
+    }
   });
 
   test('returnToPool judges ownership by the session project (Keystone may scope by name)', async () => {

@@ -1,9 +1,10 @@
 /**
  * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`,
  * read as named steps:
- *   fromPool        reserve (lock + image + row), deliver (lookup ‖ transfer, accept, rename);
- *                   a failed hand-off is compensated (the volume back to the pool)
- *   settleDelivery  answer the `delivered` update, then drop the row and ask for a refill
+ *   fromPool        reserve (lock + image + row), deliver (lookup ‖ transfer, accept, rename,
+ *                   then the row dropped and a refill asked for); a failed hand-off is
+ *                   compensated (the volume back to the pool)
+ *   settleDelivery  answer the `delivered` update (and settle the row, if the hand-off did not)
  *   plainCreation   create from the OS snapshot (its list call is the name lookup) and wait
  * Not a system disk → plainCreation only. Claims started by earlier code replay on
  * `earlierPoolPath` (patches in CLAIM_PATCHES).
@@ -206,7 +207,10 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   }
   run.step('transfer');
   try {
-    return { delivery: await handoff.deliverPoolVolume({ target, reserved }), reserved };
+    // `settle`: the row and the refill request ride on the hand-off, so the claim ends with its
+    // answer. No patch needed: whether it happened is in the activity's recorded result.
+    const delivery = await handoff.deliverPoolVolume({ target, reserved, settle: true });
+    return { delivery, reserved };
   } catch (err) {
     status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
     run.step('compensate');
@@ -221,8 +225,9 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
 }
 
 /**
- * The pool volume is the tenant's (or the name existed already): answer, grow it if a larger
- * size was asked, then — after the answer is out — drop the row and ask for a refill.
+ * The pool volume is the tenant's (or the name existed already): grow it if a larger size was
+ * asked, answer. A hand-off scheduled by earlier code (or finished by the compensation) left the
+ * row: it is dropped, and a refill asked for, after the answer is out.
  */
 async function settleDelivery(
   run: ClaimRun,
@@ -230,6 +235,7 @@ async function settleDelivery(
 ): Promise<ClaimResult> {
   const { target } = run;
   run.mark('delivered');
+  if (delivery.existing && delivery.settled) return run.done(delivery.volumeId, 'existing');
   if (delivery.existing) {
     await localDb.settleReservation({
       claimId: target.claimId,
@@ -245,8 +251,9 @@ async function settleDelivery(
     run.mark('extended');
   }
   const result = run.done(delivery.volumeId, 'pool');
-  // The answer is out with this workflow task (normal activities do not hold it back the way
-  // local ones would); the row and the refill follow.
+  if (delivery.settled) return result;
+  // Settled apart (claims whose hand-off was scheduled by earlier code, or finished by the
+  // compensation): the answer is out with this workflow task, the row and the refill follow.
   if (patched(CLAIM_PATCHES.settleRefills)) {
     await db.settleReservation({
       claimId: target.claimId,

@@ -275,8 +275,26 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   async function deliverPoolVolume(input: {
     target: ClaimTarget;
     reserved: ReservedVolume;
+    /**
+     * Also settle the row here (dropped once delivered, released on `existing`) and ask for a
+     * refill: the claim then ends with its answer, without a step of its own for the bookkeeping.
+     * Claims scheduled by earlier code leave it out and settle in a step (settleReservation).
+     */
+    settle?: boolean;
   }): Promise<Delivery> {
     const { target: t, reserved } = input;
+    const delivery = await deliverUnderLock(t, reserved);
+    if (!input.settle) return delivery;
+    await settleReservation({
+      claimId: t.claimId,
+      rowId: reserved.rowId,
+      delivered: !delivery.existing,
+      refill: !delivery.existing,
+    });
+    return { ...delivery, settled: true };
+  }
+
+  async function deliverUnderLock(t: ClaimTarget, reserved: ReservedVolume): Promise<Delivery> {
     return exclusive(db, `handoff:${t.claimId}`, async () => {
       try {
         if (Context.current().info.attempt > 1) {
@@ -381,7 +399,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     refill?: boolean;
   }): Promise<void> {
     if (input.delivered) {
-      // The API may already have answered: a crash here must still end with the row gone.
+      // The volume is the tenant's already: a crash here must still end with the row gone.
       failpoint('claim.before-settle');
       await repo.delete(input.rowId);
       if (input.refill) await triggerRefill();
@@ -627,8 +645,20 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     want: string[],
     timeoutMs: number,
   ): Promise<Volume> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    const since = Date.now();
+    const deadline = since + timeoutMs;
+    const pollMs = Math.min(1000, config.pool.pollIntervalSeconds * 1000);
+    for (let first = true; ; first = false) {
+      // Still creating, by the project's shared list: no GET of its own this time.
+      if (
+        !first &&
+        Date.now() <= deadline &&
+        (await client.stillCreating(id, { notBefore: since, freshMs: pollMs / 2 }))
+      ) {
+        heartbeat('creating');
+        await sleep(pollMs);
+        continue;
+      }
       let v: Volume;
       try {
         v = await client.getVolume(id);
@@ -650,7 +680,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
           `volume ${id} still ${v.status} after ${Math.round(timeoutMs / 1000)} s`,
         );
       heartbeat(v.status);
-      await sleep(Math.min(1000, config.pool.pollIntervalSeconds * 1000));
+      await sleep(pollMs);
     }
   }
 

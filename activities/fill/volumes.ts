@@ -158,10 +158,22 @@ export function poolVolumeActivities({
   }): Promise<AwaitOutcome> {
     const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
     const pollMs = config.pool.pollIntervalSeconds * 1000;
-    for (;;) {
+    const since = Date.now();
+    for (let first = true; ; first = false) {
       const row = await repo.get(input.rowId);
       if (!row) return 'vanished'; // removed meanwhile (drain, status check)
       if (row.status !== 'creating') return row.status === 'available' ? 'available' : 'vanished';
+      const overdue = Date.now() - row.createdAt.getTime() > timeoutMs;
+      // Still creating, by the pool project's shared list: no GET of its own this time.
+      if (
+        !first &&
+        !overdue &&
+        (await cinder.stillCreating(input.volumeId, { notBefore: since, freshMs: pollMs / 2 }))
+      ) {
+        await sleepWithHeartbeat(pollMs);
+        if (Context.current().cancellationSignal.aborted) throw new Error('cancelled');
+        continue;
+      }
       const v = await cinder.findVolume(input.volumeId);
       if (!v) {
         await repo.delete(input.rowId);
@@ -176,7 +188,7 @@ export function poolVolumeActivities({
         await destroy(input.rowId, v.id);
         return 'failed';
       }
-      if (Date.now() - row.createdAt.getTime() > timeoutMs) {
+      if (overdue) {
         log.warn(
           `pool volume ${v.id} (${v.name}) still creating after ${config.pool.creatingTimeoutMinutes} min: deleting it`,
         );

@@ -12,6 +12,7 @@
  */
 import axios, { type AxiosInstance, type AxiosResponse, type Method } from 'axios';
 import type { Authenticator, Session } from './auth';
+import { CreatingVolumes } from './creating';
 import { CinderError, CinderUnavailable, cinderMessage, errorForStatus } from './errors';
 import type {
   CreateVolumeRequest,
@@ -98,6 +99,8 @@ interface Shared {
   transferApi?: Promise<'volume-transfers' | 'os-volume-transfer'>;
   /** HTTP requests sent to Cinder (the pool's cost in Cinder calls). */
   calls: number;
+  /** The `creating` lists waiters share (see stillCreating). */
+  creating: CreatingVolumes;
   /** Bounds the calls in flight (maxConcurrentCalls). */
   slots: Slots;
 }
@@ -152,6 +155,7 @@ export class CinderClient {
   ) {
     this.shared = shared ?? {
       calls: 0,
+      creating: new CreatingVolumes(),
       slots: new Slots(opts.maxConcurrentCalls ?? Infinity),
       http: axios.create({
         timeout: opts.timeoutMs ?? 30_000,
@@ -186,6 +190,20 @@ export class CinderClient {
 
   async projectId(): Promise<string> {
     return (await this.auth.session()).projectId;
+  }
+
+  /**
+   * Whether volume `id` (of this client's project) is still `creating`, answered from one list of
+   * the project's creating volumes shared by every waiter of this client family (see
+   * CreatingVolumes): a waiter polls with this and GETs its volume only once it has left
+   * `creating`. `notBefore`: a time the volume is known to have existed by.
+   */
+  async stillCreating(id: string, opts: { notBefore: number; freshMs: number }): Promise<boolean> {
+    // Shared by many waiters: no single attempt's cancellation may abort it.
+    const unbound = new CinderClient(this.auth, { ...this.opts, signal: undefined }, this.shared);
+    return this.shared.creating.stillCreating(await this.projectId(), id, opts, () =>
+      unbound.listVolumes({ status: 'creating' }),
+    );
   }
 
   // ------------------------------------------------------------------ volumes

@@ -125,15 +125,18 @@ async function claim(
 }
 
 describe('claim workflow (mocked activities, local test server)', () => {
-  test('a pool hit answers once delivered, then settles the row and asks for a refill', async () => {
+  test('a pool hit: the hand-off also settles the row and asks for a refill; the claim ends with its answer', async () => {
     const calls: Calls = [];
     const { answer, result } = await claim(
       mocks(
         {
           reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
-          deliverPoolVolume: () => ({ existing: false, volumeId: 'vol-pool', sizeGb: 1 }),
-          settleReservation: () => undefined,
-          triggerRefill: () => true,
+          deliverPoolVolume: (input: unknown) => ({
+            existing: false,
+            volumeId: 'vol-pool',
+            sizeGb: 1,
+            settled: (input as { settle?: boolean }).settle === true,
+          }),
           releaseClaimName: () => undefined,
         },
         calls,
@@ -142,8 +145,28 @@ describe('claim workflow (mocked activities, local test server)', () => {
     assert.equal(answer.outcome, 'pool');
     assert.equal(answer.volumeId, 'vol-pool');
     assert.deepEqual(result.volumeId, answer.volumeId);
-    // Reserve, deliver; the row and the refill (one step) only after the answer; the lock
-    // released last.
+    // Reserve, deliver (settling on the way), the lock released last: no step after the answer.
+    assert.deepEqual(
+      calls.map((c) => c.name),
+      ['reserveForClaim', 'deliverPoolVolume', 'releaseClaimName'],
+    );
+    assert.equal((calls[1]?.input as { settle?: boolean }).settle, true);
+  });
+
+  test('a hand-off that did not settle (a worker on earlier code): the claim settles in a step after the answer', async () => {
+    const calls: Calls = [];
+    const { answer } = await claim(
+      mocks(
+        {
+          reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
+          deliverPoolVolume: () => ({ existing: false, volumeId: 'vol-pool', sizeGb: 1 }),
+          settleReservation: () => undefined,
+          releaseClaimName: () => undefined,
+        },
+        calls,
+      ),
+    );
+    assert.equal(answer.outcome, 'pool');
     assert.deepEqual(
       calls.map((c) => c.name),
       ['reserveForClaim', 'deliverPoolVolume', 'settleReservation', 'releaseClaimName'],
