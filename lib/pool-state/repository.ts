@@ -301,7 +301,6 @@ export class PoolRepository {
     return rowCount === 1;
   }
 
-  /** Records the Cinder volume of a row once Cinder accepted the create. */
   /**
    * Records the Cinder volume of a row once Cinder accepted the create. False when the row already
    * names another volume (a zombie attempt raced a retry): the caller's volume is a duplicate.
