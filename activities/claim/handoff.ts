@@ -645,16 +645,12 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     want: string[],
     timeoutMs: number,
   ): Promise<Volume> {
-    const since = Date.now();
-    const deadline = since + timeoutMs;
+    const deadline = Date.now() + timeoutMs;
     const pollMs = Math.min(1000, config.pool.pollIntervalSeconds * 1000);
-    for (let first = true; ; first = false) {
+    const stillCreating = client.creatingWatch(id, pollMs);
+    for (;;) {
       // Still creating, by the project's shared list: no GET of its own this time.
-      if (
-        !first &&
-        Date.now() <= deadline &&
-        (await client.stillCreating(id, { notBefore: since, freshMs: pollMs / 2 }))
-      ) {
+      if (Date.now() <= deadline && (await stillCreating())) {
         heartbeat('creating');
         await sleep(pollMs);
         continue;

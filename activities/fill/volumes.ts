@@ -158,18 +158,14 @@ export function poolVolumeActivities({
   }): Promise<AwaitOutcome> {
     const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
     const pollMs = config.pool.pollIntervalSeconds * 1000;
-    const since = Date.now();
-    for (let first = true; ; first = false) {
+    const stillCreating = cinder.creatingWatch(input.volumeId, pollMs);
+    for (;;) {
       const row = await repo.get(input.rowId);
       if (!row) return 'vanished'; // removed meanwhile (drain, status check)
       if (row.status !== 'creating') return row.status === 'available' ? 'available' : 'vanished';
       const overdue = Date.now() - row.createdAt.getTime() > timeoutMs;
       // Still creating, by the pool project's shared list: no GET of its own this time.
-      if (
-        !first &&
-        !overdue &&
-        (await cinder.stillCreating(input.volumeId, { notBefore: since, freshMs: pollMs / 2 }))
-      ) {
+      if (!overdue && (await stillCreating())) {
         await sleepWithHeartbeat(pollMs);
         if (Context.current().cancellationSignal.aborted) throw new Error('cancelled');
         continue;

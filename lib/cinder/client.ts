@@ -99,7 +99,7 @@ interface Shared {
   transferApi?: Promise<'volume-transfers' | 'os-volume-transfer'>;
   /** HTTP requests sent to Cinder (the pool's cost in Cinder calls). */
   calls: number;
-  /** The `creating` lists waiters share (see stillCreating). */
+  /** The `creating` lists waiters share (see creatingWatch). */
   creating: CreatingVolumes;
   /** Bounds the calls in flight (maxConcurrentCalls). */
   slots: Slots;
@@ -193,17 +193,31 @@ export class CinderClient {
   }
 
   /**
-   * Whether volume `id` (of this client's project) is still `creating`, answered from one list of
-   * the project's creating volumes shared by every waiter of this client family (see
-   * CreatingVolumes): a waiter polls with this and GETs its volume only once it has left
-   * `creating`. `notBefore`: a time the volume is known to have existed by.
+   * A waiter's view of whether volume `id` (of this client's project) is still `creating`, for
+   * polling it: the first answer is false (the caller looks at the volume itself first; a retry
+   * may find it done), later ones come from one list of the project's creating volumes shared by
+   * every waiter of this client family (see CreatingVolumes), fresh within half a poll and never
+   * older than the wait. The caller GETs its volume only when the answer is false.
    */
-  async stillCreating(id: string, opts: { notBefore: number; freshMs: number }): Promise<boolean> {
-    // Shared by many waiters: no single attempt's cancellation may abort it.
-    const unbound = new CinderClient(this.auth, { ...this.opts, signal: undefined }, this.shared);
-    return this.shared.creating.stillCreating(await this.projectId(), id, opts, () =>
-      unbound.listVolumes({ status: 'creating' }),
-    );
+  creatingWatch(id: string, pollMs: number): () => Promise<boolean> {
+    const since = Date.now();
+    let first = true;
+    return async () => {
+      if (first) {
+        first = false;
+        return false;
+      }
+      return this.shared.creating.stillCreating(
+        await this.projectId(),
+        id,
+        { notBefore: since, freshMs: pollMs / 2 },
+        // Shared by many waiters: no single attempt's cancellation may abort it.
+        () =>
+          new CinderClient(this.auth, { ...this.opts, signal: undefined }, this.shared).listVolumes(
+            { status: 'creating' },
+          ),
+      );
+    };
   }
 
   // ------------------------------------------------------------------ volumes
