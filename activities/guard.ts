@@ -42,9 +42,12 @@ function lockPool(db: Db): Db {
 
 const HEARTBEAT_EVERY_MS = 3_000;
 
-/** Runs `fn` heartbeating every few seconds (Temporal throttles what it sends). */
+/**
+ * Runs `fn` heartbeating every few seconds (Temporal throttles what it sends). The first beat
+ * comes after one interval, not at once: the heartbeat timeout counts from the attempt's start
+ * anyway, and a step that is over within seconds (a pool hit) sends none, one server call less.
+ */
 export async function withHeartbeats<T>(fn: () => Promise<T>): Promise<T> {
-  heartbeat();
   const timer = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
   try {
     return await fn();
@@ -83,7 +86,9 @@ export async function exclusive<T>(db: Db, key: string, fn: () => Promise<T>): P
     return await withHeartbeats(fn);
   } finally {
     if (locked) {
-      await session
+      // Not awaited: the step is over, so its result need not wait for the unlock (a twin that
+      // starts in between fails retryably, as it would a moment earlier).
+      void session
         .query(`SELECT pg_advisory_unlock(hashtextextended($1, 0))`, [key])
         .then(() => session.release())
         // A session whose unlock failed is dropped: closing it releases the lock.

@@ -51,6 +51,8 @@ export interface Delivery {
   sizeGb: number | null;
   /** The hand-off also settled the row and asked for a refill (asked with `settle`). */
   settled?: boolean;
+  /** The hand-off also released the claim's name lock (with `settle`, when nothing is left to do). */
+  nameReleased?: boolean;
 }
 
 export interface CurrentImage {

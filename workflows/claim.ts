@@ -1,9 +1,9 @@
 /**
  * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`,
  * read as named steps:
- *   fromPool        reserve (lock + image + row), deliver (lookup ‖ transfer, accept, rename,
- *                   then the row dropped and a refill asked for); a failed hand-off is
- *                   compensated (the volume back to the pool)
+ *   fromPool        reserve (lock + image + row; the name lookup starts), deliver (transfer,
+ *                   accept, rename, then the row dropped, a refill asked for, the name lock
+ *                   released); a failed hand-off is compensated (the volume back to the pool)
  *   settleDelivery  answer the `delivered` update (and settle the row, if the hand-off did not)
  *   plainCreation   create from the OS snapshot (its list call is the name lookup) and wait
  * Not a system disk → plainCreation only. Claims started by earlier code replay on
@@ -79,6 +79,8 @@ class ClaimRun {
   readonly target: ClaimTarget;
   answer?: ClaimResult;
   failure?: string;
+  /** The hand-off released the name lock itself (its recorded result says so). */
+  nameReleased = false;
   extendError?: string | null;
 
   constructor(readonly input: ClaimInput) {
@@ -148,8 +150,9 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     run.failure = failureReason(err); // a waiting `delivered` update fails with the claim
     throw err;
   } finally {
-    if (nameLocked) {
+    if (nameLocked && !run.nameReleased) {
       // Even when the claim failed or was cancelled: the next claim for this name may go.
+      // (A hand-off that delivered, with nothing left to do, has released it already.)
       await CancellationScope.nonCancellable(() => steps.releaseClaimName(run.target));
     }
   }
@@ -235,6 +238,8 @@ async function settleDelivery(
 ): Promise<ClaimResult> {
   const { target } = run;
   run.mark('delivered');
+  // No patch needed: a hand-off scheduled by earlier code returns no such flag (release below).
+  run.nameReleased = delivery.nameReleased === true;
   if (delivery.existing && delivery.settled) return run.done(delivery.volumeId, 'existing');
   if (delivery.existing) {
     await localDb.settleReservation({

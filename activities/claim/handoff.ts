@@ -28,6 +28,7 @@ import type { Deps } from '../deps';
 import { workflowRunning } from '../../lib/temporal/workflows';
 import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
 import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
+import { NameLookups } from './name-lookups';
 import {
   CLAIM_FAILURES,
   type ClaimTarget,
@@ -74,10 +75,16 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   /** A volume of that name already in the tenant's project (the seed's idempotent lookup). */
   async function findTenantVolume(
     t: ClaimTarget,
+    cinder: CinderClient = admin(),
   ): Promise<{ volumeId: string; status: string } | null> {
-    const v = (await tenant(t).listVolumes({ name: t.name })).find(usable);
+    const v = (await cinder.asProject(t.projectId, t.userId).listVolumes({ name: t.name })).find(
+      usable,
+    );
     return v ? { volumeId: v.id, status: v.status } : null;
   }
+
+  /** Lookups a reservation started for the hand-off that follows it (see NameLookups). */
+  const lookups = new NameLookups();
 
   /** Whether the claim workflow `claimId` is still running (without Temporal: assume so). */
   const claimRunning = (claimId: string) =>
@@ -150,6 +157,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       volumeType: t.volumeType,
       snapshotId: image.snapshotId,
     });
+    // Under the name lock, for the hand-off: it runs while Temporal passes the claim on. Not
+    // tied to this attempt (it outlives it by design); the Cinder client's timeout bounds it.
+    if (reserved) lookups.start(t.claimId, () => findTenantVolume(t, sharedCinder));
     // The demand that sizes the pool (and, with a fair share, this tenant's hits).
     await demand.record({ ...pool, projectId: t.projectId, hit: reserved !== null });
     return { image, reserved };
@@ -285,13 +295,19 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     const { target: t, reserved } = input;
     const delivery = await deliverUnderLock(t, reserved);
     if (!input.settle) return delivery;
-    await settleReservation({
-      claimId: t.claimId,
-      rowId: reserved.rowId,
-      delivered: !delivery.existing,
-      refill: !delivery.existing,
-    });
-    return { ...delivery, settled: true };
+    // The name is in the tenant's project now, so the next claim for it finds it: the lock can
+    // go, unless the volume still has to grow (the claim holds it until that is done).
+    const growing = !delivery.existing && (t.sizeGb ?? 0) > (delivery.sizeGb ?? 0);
+    await Promise.all([
+      settleReservation({
+        claimId: t.claimId,
+        rowId: reserved.rowId,
+        delivered: !delivery.existing,
+        refill: !delivery.existing,
+      }),
+      growing ? null : names.release(t.projectId, t.name, t.claimId),
+    ]);
+    return { ...delivery, settled: true, ...(growing ? {} : { nameReleased: true }) };
   }
 
   async function deliverUnderLock(t: ClaimTarget, reserved: ReservedVolume): Promise<Delivery> {
@@ -304,7 +320,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
           await clearEarlierAttempt(reserved);
           return await transferAcceptRename(t, reserved, null);
         }
-        return await transferAcceptRename(t, reserved, findTenantVolume(t));
+        // The reservation's lookup if it ran here (a failed one is asked again), else a new one.
+        const early = lookups.take(t.claimId)?.catch(() => findTenantVolume(t));
+        return await transferAcceptRename(t, reserved, early ?? findTenantVolume(t));
       } catch (err) {
         // A volume in the tenant's project means the accept happened (a lost reply, a refused
         // call after Cinder acted): finish it, never fall back.

@@ -125,7 +125,7 @@ async function claim(
 }
 
 describe('claim workflow (mocked activities, local test server)', () => {
-  test('a pool hit: the hand-off also settles the row and asks for a refill; the claim ends with its answer', async () => {
+  test('a pool hit: the hand-off also settles the row, asks for a refill and releases the name; the claim ends with its answer', async () => {
     const calls: Calls = [];
     const { answer, result } = await claim(
       mocks(
@@ -136,8 +136,8 @@ describe('claim workflow (mocked activities, local test server)', () => {
             volumeId: 'vol-pool',
             sizeGb: 1,
             settled: (input as { settle?: boolean }).settle === true,
+            nameReleased: true,
           }),
-          releaseClaimName: () => undefined,
         },
         calls,
       ),
@@ -145,12 +145,36 @@ describe('claim workflow (mocked activities, local test server)', () => {
     assert.equal(answer.outcome, 'pool');
     assert.equal(answer.volumeId, 'vol-pool');
     assert.deepEqual(result.volumeId, answer.volumeId);
-    // Reserve, deliver (settling on the way), the lock released last: no step after the answer.
+    // Reserve, deliver (settling and releasing on the way): no step after the hand-off.
+    assert.deepEqual(
+      calls.map((c) => c.name),
+      ['reserveForClaim', 'deliverPoolVolume'],
+    );
+    assert.equal((calls[1]?.input as { settle?: boolean }).settle, true);
+  });
+
+  test('a hand-off that settled but kept the name (earlier code, or a volume still to grow): the claim releases it', async () => {
+    const calls: Calls = [];
+    const { answer } = await claim(
+      mocks(
+        {
+          reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
+          deliverPoolVolume: () => ({
+            existing: false,
+            volumeId: 'vol-pool',
+            sizeGb: 1,
+            settled: true,
+          }),
+          releaseClaimName: () => undefined,
+        },
+        calls,
+      ),
+    );
+    assert.equal(answer.outcome, 'pool');
     assert.deepEqual(
       calls.map((c) => c.name),
       ['reserveForClaim', 'deliverPoolVolume', 'releaseClaimName'],
     );
-    assert.equal((calls[1]?.input as { settle?: boolean }).settle, true);
   });
 
   test('a hand-off that did not settle (a worker on earlier code): the claim settles in a step after the answer', async () => {
