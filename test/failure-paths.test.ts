@@ -288,7 +288,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     await tenant('alpha').deleteVolume(row.volumeId);
   });
 
-  test('a first-attempt pool hit costs four Cinder calls: lookup (started with the reservation), transfer, accept, one update; the name is free at the answer', async () => {
+  test('a first-attempt pool hit costs four Cinder calls: lookup, transfer, accept, one update; the name is free at the answer', async () => {
     await fill();
     const from = proxy.seen.length;
     const name = unique('vm-cheap');

@@ -1,9 +1,9 @@
 /**
  * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`,
  * read as named steps:
- *   fromPool        reserve (lock + image + row; the name lookup starts), deliver (transfer,
- *                   accept, rename, then the row dropped, a refill asked for, the name lock
- *                   released); a failed hand-off is compensated (the volume back to the pool)
+ *   fromPool        reserve (lock + image + row), deliver (lookup ‖ transfer, accept, rename,
+ *                   then the row dropped, a refill asked for, the name lock released); a failed
+ *                   hand-off is compensated (the volume back to the pool)
  *   settleDelivery  answer the `delivered` update (and settle the row, if the hand-off did not)
  *   plainCreation   create from the OS snapshot (its list call is the name lookup) and wait
  * Not a system disk → plainCreation only. Claims started by earlier code replay on

@@ -28,7 +28,6 @@ import type { Deps } from '../deps';
 import { workflowRunning } from '../../lib/temporal/workflows';
 import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
 import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
-import { NameLookups } from './name-lookups';
 import {
   CLAIM_FAILURES,
   type ClaimTarget,
@@ -75,16 +74,10 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
   /** A volume of that name already in the tenant's project (the seed's idempotent lookup). */
   async function findTenantVolume(
     t: ClaimTarget,
-    cinder: CinderClient = admin(),
   ): Promise<{ volumeId: string; status: string } | null> {
-    const v = (await cinder.asProject(t.projectId, t.userId).listVolumes({ name: t.name })).find(
-      usable,
-    );
+    const v = (await tenant(t).listVolumes({ name: t.name })).find(usable);
     return v ? { volumeId: v.id, status: v.status } : null;
   }
-
-  /** Lookups a reservation started for the hand-off that follows it (see NameLookups). */
-  const lookups = new NameLookups();
 
   /** Whether the claim workflow `claimId` is still running (without Temporal: assume so). */
   const claimRunning = (claimId: string) =>
@@ -142,8 +135,11 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     /** Why no reservation was even tried (the tenant's fair share is used up). */
     declined?: string;
   }> {
-    await lockClaimName(t);
-    const image = await currentImage({ os: t.os as string, volumeType: t.volumeType });
+    // The image read needs no lock: both at once.
+    const [, image] = await Promise.all([
+      lockClaimName(t),
+      currentImage({ os: t.os as string, volumeType: t.volumeType }),
+    ]);
     if (!image) return { image, reserved: null };
     const pool = { claimId: t.claimId, type: t.volumeType, os: t.os as string };
     const declined = await overFairShare(t);
@@ -157,9 +153,6 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       volumeType: t.volumeType,
       snapshotId: image.snapshotId,
     });
-    // Under the name lock, for the hand-off: it runs while Temporal passes the claim on. Not
-    // tied to this attempt (it outlives it by design); the Cinder client's timeout bounds it.
-    if (reserved) lookups.start(t.claimId, () => findTenantVolume(t, sharedCinder));
     // The demand that sizes the pool (and, with a fair share, this tenant's hits).
     await demand.record({ ...pool, projectId: t.projectId, hit: reserved !== null });
     return { image, reserved };
@@ -320,9 +313,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
           await clearEarlierAttempt(reserved);
           return await transferAcceptRename(t, reserved, null);
         }
-        // The reservation's lookup if it ran here (a failed one is asked again), else a new one.
-        const early = lookups.take(t.claimId)?.catch(() => findTenantVolume(t));
-        return await transferAcceptRename(t, reserved, early ?? findTenantVolume(t));
+        return await transferAcceptRename(t, reserved, findTenantVolume(t));
       } catch (err) {
         // A volume in the tenant's project means the accept happened (a lost reply, a refused
         // call after Cinder acted): finish it, never fall back.
