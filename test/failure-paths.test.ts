@@ -28,7 +28,12 @@ import {
   fillPoolWorkflow,
   reconcileWorkflow,
 } from '../workflows';
-import { claimWorkflowId, type ClaimInput, type ReservedVolume } from '../contracts/claim';
+import {
+  claimWorkflowId,
+  type ClaimInput,
+  type ClaimTarget,
+  type ReservedVolume,
+} from '../contracts/claim';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import {
   admin,
@@ -310,6 +315,50 @@ describe('failure paths (real stack + fault proxy)', () => {
     // The hand-off released the name lock itself: nothing of the claim is left to run.
     const { rows } = await db.query('SELECT * FROM claim_names WHERE name = $1', [name]);
     assert.deepEqual(rows, []);
+  });
+
+  test('the hand-off releases the name lock, unless the volume must still grow (then the claim does, after the extend)', async () => {
+    await fill();
+    const acts = activities();
+    for (const sizeGb of [null, 3]) {
+      const target: ClaimTarget = {
+        claimId: unique('claim-lock'),
+        projectId: ALPHA,
+        userId: TENANT_USER,
+        name: unique('vm-lock'),
+        os: 'Debian8 64bit',
+        volumeType: 'sas',
+        sizeGb,
+      };
+      const first = (await new MockActivityEnvironment().run(
+        acts.reserveForClaim,
+        target,
+      )) as Awaited<ReturnType<typeof acts.reserveForClaim>>;
+      assert.ok(first.reserved, 'a pool volume was reserved');
+      const delivery = (await new MockActivityEnvironment().run(acts.deliverPoolVolume, {
+        target,
+        reserved: first.reserved,
+        settle: true,
+      })) as Awaited<ReturnType<typeof acts.deliverPoolVolume>>;
+      assert.equal(delivery.existing, false);
+      const { rows } = await db.query('SELECT claim_id FROM claim_names WHERE name = $1', [
+        target.name,
+      ]);
+      if (sizeGb) {
+        assert.equal(delivery.nameReleased, undefined);
+        assert.deepEqual(
+          rows.map((r) => r.claim_id),
+          [target.claimId],
+          'still held: a second claim must not take the volume before it has grown',
+        );
+        await new MockActivityEnvironment().run(acts.releaseClaimName, target);
+      } else {
+        assert.equal(delivery.nameReleased, true);
+        assert.deepEqual(rows, [], 'released with the hand-off');
+      }
+      assert.equal(await repo.get(first.reserved.rowId), null, 'the row is settled either way');
+      await tenant('alpha').deleteVolume(delivery.volumeId);
+    }
   });
 
   test('six claims waiting on creating volumes share one list of creating volumes per poll, not a GET each', async () => {
