@@ -1,7 +1,9 @@
 /**
  * `npm run bench:claim`: claim latency through the API (median and p99) for pool hits and for
- * plain creations, and the bare Cinder calls a pool hit needs (transfer + accept + rename), in one
- * run. Claims run one after another so each measures the path, not the queue. Needs the stack.
+ * plain creations, and two peers in the same run: the bare Cinder calls a pool hit needs
+ * (transfer + accept + rename), and Temporal's floor (the claim's workflow shape with no work in
+ * it, ./floor). Claims run one after another so each measures the path, not the queue. Needs
+ * the stack.
  */
 import { loadConfig } from '../lib/config/load';
 import { cinderFromConfig } from '../lib/cinder';
@@ -11,6 +13,7 @@ import { buildApi } from '../api/server';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
+import { startFloor } from './floor';
 
 const N = Number(process.env.BENCH_CLAIMS ?? 100);
 
@@ -44,6 +47,7 @@ async function main(): Promise<void> {
   const client = await connectClient(config);
   const worker = await startWorker(config, db, { cinder, temporal: client });
   const api = buildApi({ config, db, temporal: client });
+  const floor = await startFloor(client, config.temporal.address, tag);
   const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
 
   try {
@@ -102,6 +106,7 @@ async function main(): Promise<void> {
     setCreateDelay(Number(process.env.BENCH_CREATE_DELAY ?? 0));
     const pool: number[] = [];
     const bare: number[] = [];
+    const floorMs: number[] = [];
     const calls: number[] = [];
     const steps: Record<string, number[]> = {};
     for (let i = 0; i < N; i++) {
@@ -118,6 +123,7 @@ async function main(): Promise<void> {
       await tenantClient.acceptTransfer(tr.id, tr.authKey);
       await tenantClient.updateVolume(v.id, { name: `${tag}-bare-renamed`, metadata: {} });
       bare.push(performance.now() - t);
+      floorMs.push(await floor.once(String(i)));
     }
     // Empty what is left so every following claim falls back to plain creation.
     await wipePool(db);
@@ -140,6 +146,12 @@ async function main(): Promise<void> {
       `pool hit / bare calls: p50 ${(q(pool, 0.5) / q(bare, 0.5)).toFixed(2)}x, ` +
         `p99 ${(q(pool, 0.99) / q(bare, 0.99)).toFixed(2)}x`,
     );
+    console.log(`Temporal floor (the claim's shape, no work): ${stats(floorMs)}`);
+    console.log(
+      `pool hit − bare calls, p50: ${(q(pool, 0.5) - q(bare, 0.5)).toFixed(0)} ms, of which ` +
+        `the floor ${q(floorMs, 0.5).toFixed(0)} ms; (bare + floor) / bare: p50 ` +
+        `${((q(bare, 0.5) + q(floorMs, 0.5)) / q(bare, 0.5)).toFixed(2)}x`,
+    );
     console.log(
       `pool hit, median ms from the workflow's start: ${Object.entries(steps)
         .map(([k, v]) => `${k} ${q(v, 0.5)}`)
@@ -155,6 +167,7 @@ async function main(): Promise<void> {
     for (const v of await alpha.listVolumes())
       if (v.name.startsWith(tag)) await alpha.deleteVolume(v.id).catch(() => undefined);
   } finally {
+    await floor.stop();
     await worker.stop();
   }
   await api.close();

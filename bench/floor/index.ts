@@ -1,0 +1,51 @@
+/**
+ * The floor peer of bench:claim: `floorWorkflow` (./workflow.ts) on its own task queue and
+ * worker, started the way the API starts a claim. Timed against the claim in the same run, it
+ * tells the claim's own overhead from what Temporal and the SDK cost here anyway.
+ */
+import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
+import { WithStartWorkflowOperation, type Client } from '@temporalio/client';
+import { floorDone, floorWorkflow, type FloorActivities } from './workflow';
+
+export interface Floor {
+  /** One floor workflow through update-with-start; resolves with its latency in ms. */
+  once(id: string): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startFloor(client: Client, address: string, tag: string): Promise<Floor> {
+  const taskQueue = `${tag}-floor`;
+  const connection = await NativeConnection.connect({ address });
+  const activities: FloorActivities = {
+    floorLocalStep: async () => 1,
+    floorStep: async () => 1,
+  };
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: await bundleWorkflowCode({
+      workflowsPath: require.resolve('./workflow'),
+      logger: undefined,
+    }),
+    activities,
+  });
+  const running = worker.run();
+  return {
+    async once(id) {
+      const t = performance.now();
+      await client.workflow.executeUpdateWithStart(floorDone, {
+        startWorkflowOperation: new WithStartWorkflowOperation(floorWorkflow, {
+          taskQueue,
+          workflowId: `${tag}-floor-${id}`,
+          workflowIdConflictPolicy: 'FAIL',
+        }),
+      });
+      return performance.now() - t;
+    },
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+    },
+  };
+}
