@@ -43,6 +43,10 @@ export interface ReservedVolume {
   snapshotId: string;
 }
 
+/** Whether a delivered volume must still grow to the size the claim asked for. */
+export const mustGrow = (askedGb: number | null, deliveredGb: number | null): boolean =>
+  askedGb !== null && askedGb > (deliveredGb ?? 0);
+
 /** A pool hit's answer: the volume delivered to the tenant, or the one found there already. */
 export interface Delivery {
   existing: boolean;

@@ -26,6 +26,7 @@ import {
   CLAIM_FAILURES,
   claimDeliveredUpdate,
   claimStatusQuery,
+  mustGrow,
   type ClaimInput,
   type ClaimOutcome,
   type ClaimResult,
@@ -249,7 +250,7 @@ async function settleDelivery(
     });
     return run.done(delivery.volumeId, 'existing');
   }
-  if (target.sizeGb && target.sizeGb > (delivery.sizeGb ?? 0)) {
+  if (mustGrow(target.sizeGb, delivery.sizeGb)) {
     run.step('extend');
     const grown = await extend.extendTenantVolume({ target, volumeId: delivery.volumeId });
     run.extendError = grown.extendError;
@@ -367,7 +368,7 @@ async function earlierPoolPath(
     refill.triggerRefill(),
   ]);
   run.mark('finished');
-  if (extendStep && target.sizeGb && target.sizeGb > finished.sizeGb) {
+  if (extendStep && mustGrow(target.sizeGb, finished.sizeGb)) {
     run.step('extend');
     const grown = await extend.extendTenantVolume({ target, volumeId: finished.volumeId });
     run.extendError = grown.extendError;

@@ -30,6 +30,7 @@ import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
 import { cinderForAttempt, exclusive, withHeartbeats } from '../guard';
 import {
   CLAIM_FAILURES,
+  mustGrow,
   type ClaimTarget,
   type CurrentImage,
   type Delivery,
@@ -290,7 +291,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
     if (!input.settle) return delivery;
     // The name is in the tenant's project now, so the next claim for it finds it: the lock can
     // go, unless the volume still has to grow (the claim holds it until that is done).
-    const growing = !delivery.existing && (t.sizeGb ?? 0) > (delivery.sizeGb ?? 0);
+    const growing = !delivery.existing && mustGrow(t.sizeGb, delivery.sizeGb);
     await Promise.all([
       settleReservation({
         claimId: t.claimId,
@@ -298,7 +299,7 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         delivered: !delivery.existing,
         refill: !delivery.existing,
       }),
-      growing ? null : names.release(t.projectId, t.name, t.claimId),
+      growing ? null : releaseClaimName(t),
     ]);
     return { ...delivery, settled: true, ...(growing ? {} : { nameReleased: true }) };
   }
