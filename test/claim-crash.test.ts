@@ -2,7 +2,8 @@
  * Claim crash safety: the worker process killed with SIGKILL (fail points) (a) after the transfer
  * was created and before accept, (b) after accept and before the pool row is removed, (c) during
  * plain creation, (d) after the rename that ends the hand-off, (e) after the API answered 201
- * and before the workflow removed the pool row; restarted, each claim completes with exactly one volume in the tenant, no
+ * and before the workflow removed the pool row, (f) after the hand-off settled but before its
+ * result was recorded; restarted, each claim completes with exactly one volume in the tenant, no
  * pending transfer, no reserved row, no orphan. Also an API server restarted mid-claim.
  */
 import { after, before, describe, test } from 'node:test';
@@ -104,7 +105,7 @@ async function assertClean(input: ClaimInput, volumeId: string): Promise<void> {
 
 async function crashClaim(
   failpoint: string,
-  expectOutcome: 'pool' | 'created',
+  expectOutcome: 'pool' | 'created' | 'existing',
   check: (input: ClaimInput) => Promise<void>,
 ) {
   const input = claimInput();
@@ -209,6 +210,25 @@ describe('claim crash safety (worker SIGKILL at exact steps)', () => {
     } finally {
       await api.close();
     }
+  });
+
+  test('(f) after the hand-off settled, before its result was recorded: the re-run finds the volume, never a second one', async () => {
+    // The hand-off is a local activity: its result is recorded with the claim's workflow task,
+    // so a crash here re-runs the whole task. The row is gone and the name lock released, so the
+    // re-run reserves another row, finds the name taken by the delivered volume and answers it
+    // (`existing`), giving that row back.
+    await stock();
+    const before = (await new PoolRepository(db).listAll()).length;
+    await crashClaim('claim.after-settle=1', 'existing', async (input) => {
+      const rows = await new PoolRepository(db).listAll();
+      assert.equal(rows.length, before - 1, 'the delivered row was dropped');
+      assert.deepEqual(
+        rows.filter((r) => r.status === 'reserved'),
+        [],
+      );
+      const named = await tenant('alpha').listVolumes({ name: input.name });
+      assert.equal(named.length, 1, "the volume is the tenant's, under its name");
+    });
   });
 
   test('(c) during plain creation', async () => {

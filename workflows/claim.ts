@@ -47,6 +47,7 @@ const names = proxyActivities<Activities>(PROFILES.claimNameLock);
 const extend = proxyActivities<Activities>(PROFILES.tenantExtend);
 const localDb = proxyLocalActivities<Activities>(LOCAL_PROFILES.database);
 const localNames = proxyLocalActivities<Activities>(LOCAL_PROFILES.claimNameLock);
+const localHandoff = proxyLocalActivities<Activities>(LOCAL_PROFILES.claimHandOff);
 
 /** Names of patches (see patched()): claims started by older code replay on their old path. */
 export const CLAIM_PATCHES = {
@@ -65,6 +66,8 @@ export const CLAIM_PATCHES = {
   fastPath: 'claim-fast-path',
   /** The refill request rides on the settle step: one activity after the answer, not two. */
   settleRefills: 'claim-settle-refills',
+  /** The pool hit's hand-off as a local activity: the whole claim in one workflow task. */
+  localHandOff: 'claim-local-handoff',
 } as const;
 
 /** One claim's state: what the status query shows, the timings, the answer the update awaits. */
@@ -186,7 +189,8 @@ type PoolAnswer = { delivery: Delivery; reserved: ReservedVolume } | { image: Cu
 
 /**
  * The pool side of a system disk claim (patch claim-fast-path): the name lock and the
- * reservation are local steps, the hand-off with its lookup is one activity. A failed hand-off
+ * reservation are local steps, the hand-off with its lookup is one activity (a local one since
+ * patch claim-local-handoff, so a pool hit is answered in the claim's first workflow task). A failed hand-off
  * is compensated — the volume goes back to the pool (or is finished, if the accept took effect
  * after all) — and leaves the claim to plain creation, which looks the name up first.
  */
@@ -213,7 +217,8 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   try {
     // `settle`: the row and the refill request ride on the hand-off, so the claim ends with its
     // answer. No patch needed: whether it happened is in the activity's recorded result.
-    const delivery = await handoff.deliverPoolVolume({ target, reserved, settle: true });
+    const mover = patched(CLAIM_PATCHES.localHandOff) ? localHandoff : handoff;
+    const delivery = await mover.deliverPoolVolume({ target, reserved, settle: true });
     return { delivery, reserved };
   } catch (err) {
     status.fallbackReason = `hand-off failed: ${failureReason(err)}`;

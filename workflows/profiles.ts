@@ -138,6 +138,17 @@ export const LOCAL_PROFILES = {
       maximumInterval: '15 seconds',
     },
   },
+  /**
+   * A pool hit's hand-off (transfer, accept, rename, settle) inside the claim's first workflow
+   * task: no round trip through the server. A worker crash re-runs it from attempt 1 (its result
+   * was never recorded); deliverPoolVolume tells that from a first start by the row's count.
+   */
+  claimHandOff: {
+    startToCloseTimeout: PROFILES.claimHandOff.startToCloseTimeout,
+    // Backoffs longer than this become durable timers (a twin attempt waited out, StepBusy).
+    localRetryThreshold: '5 seconds',
+    retry: PROFILES.claimHandOff.retry,
+  },
   /** The (project, name) lock, locally: waits (as timers) while another claim holds the name. */
   claimNameLock: {
     startToCloseTimeout: '30 seconds',

@@ -273,8 +273,9 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
    * then accept, then one PUT that renames and drops the pool tags. A first attempt makes
    * exactly those four Cinder calls. A volume of that name found in the tenant's project wins:
    * the transfer is deleted and the claim answers `existing` (the caller gives the row back).
-   * A retry (or any failure) first asks whether the accept already happened; then the rename is
-   * all that is left. The pool row is left to the caller (dropped once the answer is out).
+   * A hand-off that may follow an earlier start (a retry, a local activity re-run after a crash;
+   * see firstHandOff) or any failure first asks whether the accept already happened; then the
+   * rename is all that is left. The pool row is left to the caller (dropped once the answer is out).
    */
   async function deliverPoolVolume(input: {
     target: ClaimTarget;
@@ -301,13 +302,14 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
       }),
       growing ? null : releaseClaimName(t),
     ]);
+    failpoint('claim.after-settle');
     return { ...delivery, settled: true, ...(growing ? {} : { nameReleased: true }) };
   }
 
   async function deliverUnderLock(t: ClaimTarget, reserved: ReservedVolume): Promise<Delivery> {
     return exclusive(db, `handoff:${t.claimId}`, async () => {
       try {
-        if (Context.current().info.attempt > 1) {
+        if (!(await firstHandOff(t, reserved))) {
           if (await inTenant(t, reserved.volumeId)) return await renameDelivered(t, reserved);
           const existing = await findTenantVolume(t);
           if (existing) return await giveWayToExisting(reserved, existing.volumeId);
@@ -325,6 +327,17 @@ export function claimActivities({ config, cinder: sharedCinder, db, temporal }: 
         throw err;
       }
     });
+  }
+
+  /**
+   * Whether no hand-off of this reservation began before, so the recovery checks cannot matter.
+   * The attempt number alone cannot say: a local activity re-run after a worker crash (its result
+   * was never recorded) starts again at attempt 1. The row's count of starts can, and it is taken
+   * under the step's lock, so a twin never counts first.
+   */
+  async function firstHandOff(t: ClaimTarget, reserved: ReservedVolume): Promise<boolean> {
+    const starts = await repo.beginHandOff(reserved.rowId, t.claimId);
+    return starts === 1 && Context.current().info.attempt === 1;
   }
 
   /**

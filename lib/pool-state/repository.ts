@@ -223,7 +223,8 @@ export class PoolRepository {
            SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $3 LIMIT 1
          ), taken AS (
            UPDATE pool_volumes
-              SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now()
+              SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now(),
+                  handoff_attempts = 0
             WHERE NOT EXISTS (SELECT 1 FROM held)
               AND id = (
                 SELECT id FROM pool_volumes
@@ -291,10 +292,24 @@ export class PoolRepository {
     return rowCount === 1;
   }
 
+  /**
+   * Counts one more start of `claimId`'s hand-off of its reserved row and returns the count (1 on
+   * the first start); null when the claim no longer holds the row (delivered and dropped).
+   */
+  async beginHandOff(id: number, claimId: string): Promise<number | null> {
+    const { rows } = await this.db.query<{ n: number }>(
+      `UPDATE pool_volumes SET handoff_attempts = handoff_attempts + 1
+        WHERE id = $1 AND reserved_by = $2 RETURNING handoff_attempts AS n`,
+      [id, claimId],
+    );
+    return rows[0] ? Number(rows[0].n) : null;
+  }
+
   /** Gives a reserved row back to the pool; only its holder can. */
   async release(id: number, claimId: string): Promise<boolean> {
     const { rowCount } = await this.db.query(
-      `UPDATE pool_volumes SET status = 'available', reserved_by = NULL, reserved_at = NULL, updated_at = now()
+      `UPDATE pool_volumes SET status = 'available', reserved_by = NULL, reserved_at = NULL,
+              handoff_attempts = 0, updated_at = now()
         WHERE id = $1 AND reserved_by = $2`,
       [id, claimId],
     );
