@@ -9,7 +9,7 @@ import { floorDone, floorWorkflow, type FloorActivities } from './workflow';
 
 export interface Floor {
   /** One floor workflow through update-with-start; resolves with its latency in ms. */
-  once(id: string): Promise<number>;
+  once(id: string, localSteps?: number): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -18,7 +18,6 @@ export async function startFloor(client: Client, address: string, tag: string): 
   const connection = await NativeConnection.connect({ address });
   const activities: FloorActivities = {
     floorLocalStep: async () => 1,
-    floorStep: async () => 1,
   };
   const worker = await Worker.create({
     connection,
@@ -31,13 +30,14 @@ export async function startFloor(client: Client, address: string, tag: string): 
   });
   const running = worker.run();
   return {
-    async once(id) {
+    async once(id, localSteps = 2) {
       const t = performance.now();
       await client.workflow.executeUpdateWithStart(floorDone, {
         startWorkflowOperation: new WithStartWorkflowOperation(floorWorkflow, {
           taskQueue,
           workflowId: `${tag}-floor-${id}`,
           workflowIdConflictPolicy: 'FAIL',
+          args: [localSteps],
         }),
       });
       return performance.now() - t;
