@@ -14,6 +14,13 @@ import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 import { startFloor } from './floor';
+import { claimWorkflowId } from '../contracts/claim';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { temporal } from '@temporalio/proto';
+import type { Client } from '@temporalio/client';
+
+const WFT_STARTED = temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED;
+const WFT_COMPLETED = temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
 
 const N = Number(process.env.BENCH_CLAIMS ?? 100);
 
@@ -21,6 +28,41 @@ function stats(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] as number;
   return `n=${s.length} median ${at(0.5).toFixed(0)} ms, p99 ${at(0.99).toFixed(0)} ms, max ${(s[s.length - 1] as number).toFixed(0)} ms`;
+}
+
+/** A workflow started through the API (or the floor's update-with-start), with wall times. */
+interface Sent {
+  workflowId: string;
+  sentAt: number;
+  answeredAt: number;
+}
+
+/**
+ * Where the time outside the workflow's own work goes, from history event times (the server's
+ * clock, the same host): request → started, started → first task started, the tasks, the last
+ * task completed → the answer back at the caller. Medians over `sent`.
+ */
+async function timeline(client: Client, sent: Sent[]): Promise<string> {
+  const parts: Record<string, number[]> = {};
+  const add = (k: string, v: number) => (parts[k] ??= []).push(v);
+  for (const s of sent) {
+    const events = (await client.workflow.getHandle(s.workflowId).fetchHistory()).events ?? [];
+    type Event = (typeof events)[number];
+    const at = (e: Event | undefined) => (e?.eventTime ? tsToMs(e.eventTime) : NaN);
+    const type = (e: Event) => e.eventType as number;
+    const started = events[0];
+    const tasks = events.filter((e) => type(e) === WFT_STARTED);
+    const done = events.filter((e) => type(e) === WFT_COMPLETED);
+    add('request → started', at(started) - s.sentAt);
+    add('started → first task', at(tasks[0]) - at(started));
+    add('first task → last task done', at(done[done.length - 1]) - at(tasks[0]));
+    add('last task done → answer', s.answeredAt - at(done[done.length - 1]));
+    add('tasks', tasks.length);
+  }
+  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] as number;
+  return Object.entries(parts)
+    .map(([k, v]) => `${k} ${median(v).toFixed(0)}`)
+    .join(', ');
 }
 
 async function main(): Promise<void> {
@@ -69,12 +111,14 @@ async function main(): Promise<void> {
         os: 'Debian8 64bit',
         volumeType: 'sas',
       };
+      const sentAt = Date.now();
       const t = performance.now();
       const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
       const ms = performance.now() - t;
       if (res.statusCode !== 201) throw new Error(`claim ${i}: ${res.statusCode} ${res.body}`);
       return {
         ms,
+        sent: { workflowId: claimWorkflowId(body.requestId), sentAt, answeredAt: Date.now() },
         outcome: res.json().outcome as string,
         steps: res.json().timingsMs as Record<string, number>,
       };
@@ -109,6 +153,8 @@ async function main(): Promise<void> {
     const floorMs: number[] = [];
     const calls: number[] = [];
     const steps: Record<string, number[]> = {};
+    const claimsSent: Sent[] = [];
+    const floorsSent: Sent[] = [];
     for (let i = 0; i < N; i++) {
       // No fill schedule exists here, so no refill adds Cinder calls to the claim's count.
       const before = cinder.callCount;
@@ -117,13 +163,20 @@ async function main(): Promise<void> {
       for (const [k, v] of Object.entries(r.steps)) (steps[k] ??= []).push(v);
       if (r.outcome !== 'pool') throw new Error(`claim ${i} was ${r.outcome}`);
       pool.push(r.ms);
+      claimsSent.push(r.sent);
       const v = vols[i] as (typeof vols)[number];
       const t = performance.now();
       const tr = await cinder.createTransfer(v.id, 'bench');
       await tenantClient.acceptTransfer(tr.id, tr.authKey);
       await tenantClient.updateVolume(v.id, { name: `${tag}-bare-renamed`, metadata: {} });
       bare.push(performance.now() - t);
+      const floorSentAt = Date.now();
       floorMs.push(await floor.once(String(i)));
+      floorsSent.push({
+        workflowId: floor.workflowId(String(i)),
+        sentAt: floorSentAt,
+        answeredAt: Date.now(),
+      });
     }
     // Empty what is left so every following claim falls back to plain creation.
     await wipePool(db);
@@ -157,6 +210,11 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k} ${q(v, 0.5)}`)
         .join(', ')}`,
     );
+    for (const [what, sent] of [
+      ['pool hit', claimsSent],
+      ['floor', floorsSent],
+    ] as const)
+      console.log(`${what}, median ms: ${await timeline(client, sent)}`);
     console.log(
       `Cinder calls per pool hit: first ${calls[0]} (incl. the one-off version probe), then ` +
         `median ${q(calls.slice(1), 0.5)}, max ${Math.max(...calls.slice(1))}`,

@@ -49,6 +49,8 @@ async function main(): Promise<void> {
     activities: createActivities({ config, cinder, db, log, temporal: client }),
     // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
     shutdownGraceTime: '20 seconds',
+    maxConcurrentWorkflowTaskExecutions: Number(process.env.XP_WFT ?? 40),
+    ...(process.env.XP_RATIO ? { nonStickyToStickyPollRatio: Number(process.env.XP_RATIO) } : {}),
     plugins: tracing ? [tracing.workerPlugin()] : [],
   });
   if (config.temporal.manageSchedules) {

@@ -10,6 +10,8 @@ import { floorDone, floorWorkflow, type FloorActivities } from './workflow';
 export interface Floor {
   /** One floor workflow through update-with-start; resolves with its latency in ms. */
   once(id: string, localSteps?: number): Promise<number>;
+  /** The workflow id `once(id)` used. */
+  workflowId(id: string): string;
   stop(): Promise<void>;
 }
 
@@ -35,13 +37,14 @@ export async function startFloor(client: Client, address: string, tag: string): 
       await client.workflow.executeUpdateWithStart(floorDone, {
         startWorkflowOperation: new WithStartWorkflowOperation(floorWorkflow, {
           taskQueue,
-          workflowId: `${tag}-floor-${id}`,
+          workflowId: `${tag}-floor-${id}`, // see workflowId()
           workflowIdConflictPolicy: 'FAIL',
           args: [localSteps],
         }),
       });
       return performance.now() - t;
     },
+    workflowId: (id) => `${tag}-floor-${id}`,
     async stop() {
       worker.shutdown();
       await running;
