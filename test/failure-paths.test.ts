@@ -8,6 +8,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FastifyInstance } from 'fastify';
 import type { Client, WorkflowStartOptions } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { Workflow, WorkflowResultType } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { buildApi } from '../api/server';
@@ -315,6 +316,13 @@ describe('failure paths (real stack + fault proxy)', () => {
     // The hand-off released the name lock itself: nothing of the claim is left to run.
     const { rows } = await db.query('SELECT * FROM claim_names WHERE name = $1', [name]);
     assert.deepEqual(rows, []);
+    // The hand-off is a local activity: the whole claim is one workflow task, no activity task.
+    const { events } = await client.workflow
+      .getHandle(claimWorkflowId(res.json().requestId))
+      .fetchHistory();
+    const types = (events ?? []).map((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0]);
+    assert.equal(types.filter((t) => t === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED').length, 1);
+    assert.ok(!types.some((t) => t?.startsWith('EVENT_TYPE_ACTIVITY_TASK')), types.join(' '));
   });
 
   test('the hand-off releases the name lock, unless the volume must still grow (then the claim does, after the extend)', async () => {

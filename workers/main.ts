@@ -49,8 +49,10 @@ async function main(): Promise<void> {
     activities: createActivities({ config, cinder, db, log, temporal: client }),
     // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
     shutdownGraceTime: '20 seconds',
-    maxConcurrentWorkflowTaskExecutions: Number(process.env.XP_WFT ?? 40),
-    ...(process.env.XP_RATIO ? { nonStickyToStickyPollRatio: Number(process.env.XP_RATIO) } : {}),
+    // A pool hit's hand-off is a local activity: its workflow task (and its slot) stays open for
+    // the hand-off's Cinder calls. More slots than the default 40, so that a burst of hand-offs
+    // does not hold back every other workflow task (a fallback's create, a fill's next step).
+    maxConcurrentWorkflowTaskExecutions: 100,
     plugins: tracing ? [tracing.workerPlugin()] : [],
   });
   if (config.temporal.manageSchedules) {
