@@ -20,6 +20,7 @@ import { exited, setCreateDelay, spawnWorker, taggedVolumes, wipePool } from '..
 import { sleep, waitFor } from '../test/support/env';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { startFloor } from './floor';
 
 const N = Number(process.env.BENCH_BURST ?? 60);
 const OS = ['Debian8 64bit', 'Debian9 64bit'];
@@ -113,6 +114,23 @@ async function startWorkers(
   };
 }
 
+/**
+ * N floor workflows (bench/floor: update-with-start, two local activities that return at once)
+ * started together: what Temporal and the SDK cost a burst of that size on this machine before
+ * any Cinder or database work. Their CPU is the same two cores Cinder runs on.
+ */
+async function floorBurst(client: Client, config: AppConfig, tag: string): Promise<number> {
+  const floor = await startFloor(client, config.temporal.address, tag);
+  try {
+    await floor.once('warm-up');
+    const started = performance.now();
+    await Promise.all(Array.from({ length: N }, (_, i) => floor.once(String(i))));
+    return performance.now() - started;
+  } finally {
+    await floor.stop();
+  }
+}
+
 async function run(workers: number): Promise<void> {
   const tag = `burst${process.pid}w${workers}`;
   const { config, env } = benchConfig(tag, REFILL_INTERVAL);
@@ -169,6 +187,8 @@ async function run(workers: number): Promise<void> {
     const bare = await bareBurst(config, cinder, hits, N - hits);
     // The same, each sequence also looking its name up as a claim must (idempotency).
     const looked = await bareBurst(config, cinder, hits, N - hits, true);
+    // And Temporal's own share: N workflows of the claim's shape with no work, all at once.
+    const floorWall = await floorBurst(client, config, tag);
 
     const claimMs = claimed.map((c) => c.ms);
     console.log(
@@ -194,6 +214,12 @@ async function run(workers: number): Promise<void> {
       `bare + name lookup: ${N} in ${(looked.wall / 1000).toFixed(2)} s, ${describe(looked.ms)}; ` +
         `claims vs it: throughput ${(looked.wall / claimWall).toFixed(2)}, ` +
         `p99 ${(quantile(claimMs, 0.99) / quantile(looked.ms, 0.99)).toFixed(2)}`,
+    );
+    console.log(
+      `Temporal floor: ${N} claim-shaped workflows with no work at once: ` +
+        `${(floorWall / 1000).toFixed(2)} s; bare + name lookup + floor: ` +
+        `${((looked.wall + floorWall) / 1000).toFixed(2)} s, claims vs it: throughput ` +
+        `${((looked.wall + floorWall) / claimWall).toFixed(2)}`,
     );
     await checkInvariants(config, cinder, db, claimed);
     const runs = await refillRuns(client, config, burstAt);
