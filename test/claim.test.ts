@@ -346,6 +346,17 @@ describe('claims (API + workflow, real stack)', () => {
   });
 
   test('accept refused (tenant over quota): the volume is back in the pool, the claim fails clearly', async () => {
+    // The refill an earlier pool hit asked for would create pool volumes while this test looks
+    // at them (the request fires 1.5 s after the last claim): the schedule stays paused here.
+    await quietFills(true);
+    try {
+      await acceptRefusedReturnsTheVolume();
+    } finally {
+      await client.schedule.getHandle(scheduleIds(config).fill).unpause();
+    }
+  });
+
+  async function acceptRefusedReturnsTheVolume(): Promise<void> {
     await fillNow();
     const full = randomProjectId();
     await admin.updateQuota(full, { volumes: 0 });
@@ -373,7 +384,7 @@ describe('claims (API + workflow, real stack)', () => {
         .then((t) => t.filter((x) => stockBefore.includes(x.volumeId))),
       [],
     );
-  });
+  }
 
   test('bad requests get a clear 4xx and start nothing', async () => {
     const cases: [Record<string, unknown>, number, RegExp][] = [
