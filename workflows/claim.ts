@@ -190,9 +190,10 @@ type PoolAnswer = { delivery: Delivery; reserved: ReservedVolume } | { image: Cu
 /**
  * The pool side of a system disk claim (patch claim-fast-path): the name lock and the
  * reservation are local steps, the hand-off with its lookup is one activity (a local one since
- * patch claim-local-handoff, so a pool hit is answered in the claim's first workflow task). A failed hand-off
- * is compensated — the volume goes back to the pool (or is finished, if the accept took effect
- * after all) — and leaves the claim to plain creation, which looks the name up first.
+ * patch claim-local-handoff, so a pool hit is answered in the claim's first workflow task). A
+ * failed hand-off is compensated — the volume goes back to the pool (or is finished, if the
+ * accept took effect after all) — and leaves the claim to plain creation, which looks the name
+ * up first.
  */
 async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   const { input, target, status } = run;
