@@ -10,7 +10,7 @@ import { planFillActivity } from './fill/plan';
 import { poolVolumeActivities } from './fill/volumes';
 import { reconcileActivities } from './fill/reconcile';
 import { runActivities } from './fill/runs';
-import { claimActivities } from './claim/handoff';
+import { claimActivities } from './claim';
 import { asActivities } from './cinder/volumes';
 
 export function createActivities(deps: Deps) {

@@ -24,6 +24,20 @@ export const CLAIM_FAILURES = {
   badClaim: 'BadClaim',
   /** Another running claim holds the (project, name) lock (retryable). */
   nameBusy: 'NameBusy',
+  /** The reserved pool volume is gone from Cinder (compensated: plain creation). */
+  poolVolumeGone: 'PoolVolumeGone',
+  /** The reserved pool volume is neither available in the pool nor the tenant's. */
+  poolVolumeUnusable: 'PoolVolumeUnusable',
+  /** The claim no longer holds its pool row, and the tenant has no volume of that name. */
+  reservationLost: 'ReservationLost',
+  /** A newer attempt (or the compensation) took this attempt's row: it stopped mutating. */
+  handOffSuperseded: 'HandOffSuperseded',
+  /** A volume being created or grown went to an error state. */
+  volumeFailed: 'VolumeFailed',
+  /** A volume did not become available in time. */
+  volumeTimeout: 'VolumeTimeout',
+  /** Plain creation in the pool's project (plain_create_in = pool) was refused by its quota. */
+  poolOverQuota: 'PoolOverQuota',
 } as const;
 
 export interface ClaimTarget {
@@ -47,17 +61,21 @@ export interface ReservedVolume {
 export const mustGrow = (askedGb: number | null, deliveredGb: number | null): boolean =>
   askedGb !== null && askedGb > (deliveredGb ?? 0);
 
-/** A pool hit's answer: the volume delivered to the tenant, or the one found there already. */
+/**
+ * A pool hit's answer: the volume delivered to the tenant (its row removed, a refill asked
+ * for), or the one found there already (the row given back).
+ */
 export interface Delivery {
   existing: boolean;
   volumeId: string;
   /** The delivered volume's size (null for an existing one). */
   sizeGb: number | null;
-  /** The hand-off also settled the row and asked for a refill (asked with `settle`). */
-  settled?: boolean;
-  /** The hand-off also released the claim's name lock (with `settle`, when nothing is left to do). */
-  nameReleased?: boolean;
+  /** The hand-off released the claim's name lock (false: the volume must still grow). */
+  nameReleased: boolean;
 }
+
+/** What a compensation found: the row given back, quarantined, accepted after all, or not ours. */
+export type Compensation = 'released' | 'quarantined' | 'accepted' | 'lost';
 
 export interface CurrentImage {
   snapshotId: string;

@@ -14,6 +14,7 @@ import type { FillProgress } from '../contracts/fill';
 import { ADMIN_QUOTA } from '../scripts/stack/cloud';
 import { admin, config as stackConfig, unique, waitFor } from './support/env';
 import { osSnapshot, waitVolumeStatus } from './support/cinder';
+import { releaseHeld } from './support/handoff';
 import {
   assertFillLimits,
   poolEnv,
@@ -331,7 +332,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
       assert.equal(await repo.reserve('sas', os, 'claim-3', newer.id), null);
       for (let i = 0; i < 3; i++) {
         const held = await repo.reserve('sas', os, `claim-${i}`);
-        if (held) await repo.release(held.id, `claim-${i}`);
+        if (held) await releaseHeld(db, held.id, `claim-${i}`);
       }
       const r2 = await fill(config);
       assert.equal(r2.drained, 1);

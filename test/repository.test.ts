@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDb, migrate, type Db } from '../lib/pool-state/db';
+import { HandOffRows } from '../lib/pool-state/handoff';
 import { OsImageRepository, PoolRepository } from '../lib/pool-state/repository';
 import { config, unique } from './support/env';
 
@@ -65,14 +66,35 @@ describe('pool repository (real PostgreSQL)', () => {
     assert.equal(again.id, first.id);
   });
 
-  test('release gives the row back only to its holder; delete removes it', async () => {
+  test('the hand-off fence: only the holder takes the row, each take a new epoch, a stale epoch changes nothing', async () => {
     const os = unique('os');
     await stock(os, 1);
     const r = await repo.reserve(type, os, 'holder');
     assert.ok(r);
+    assert.equal(r.handoffState, 'reserved');
     assert.equal(await repo.reserve(type, os, 'other'), null, 'the only row is taken');
-    assert.equal(await repo.release(r.id, 'other'), false);
-    assert.equal(await repo.release(r.id, 'holder'), true);
+    const rows = new HandOffRows(db);
+    assert.equal(await rows.take(r.id, 'other'), null, 'not the holder');
+    const first = await rows.take(r.id, 'holder', true);
+    assert.ok(first);
+    assert.deepEqual([first.was, first.state], ['reserved', 'transferring']);
+    const second = await rows.take(r.id, 'holder');
+    assert.ok(second);
+    assert.equal(second.fence.epoch, first.fence.epoch + 1);
+    assert.deepEqual([second.was, second.state], ['transferring', 'transferring']);
+    // The first attempt's epoch is over: none of its compare-and-sets lands.
+    assert.equal(await rows.advance(first.fence, 'transferring', 'accepted'), false);
+    assert.equal(await rows.release(first.fence, 'transferring'), false);
+    assert.equal(await rows.remove(first.fence, 'transferring'), false);
+    assert.equal(await rows.deliver(first.fence, 'p'), false);
+    assert.equal((await repo.get(r.id))?.handoffState, 'transferring');
+    assert.equal(await rows.advance(second.fence, 'transferring', 'transferring', 'tr-1'), true);
+    assert.equal(await rows.release(second.fence, 'transferring'), true);
+    const free = await repo.get(r.id);
+    assert.deepEqual(
+      [free?.status, free?.reservedBy, free?.handoffState],
+      ['available', null, null],
+    );
     const again = await repo.reserve(type, os, 'other');
     assert.equal(again?.id, r.id);
     assert.equal(await repo.delete(r.id), true);

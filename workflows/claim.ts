@@ -1,20 +1,19 @@
 /**
- * The claim (the seed's create_volume_if_absent) as a durable workflow, id `claim-<requestId>`,
- * read as named steps:
- *   fromPool        reserve (lock + image + row), deliver (lookup ‖ transfer, accept, rename,
- *                   then the row dropped, a refill asked for, the name lock released); a failed
- *                   hand-off is compensated (the volume back to the pool)
- *   settleDelivery  answer the `delivered` update (and settle the row, if the hand-off did not)
- *   plainCreation   create from the OS snapshot (its list call is the name lookup) and wait
- * Not a system disk → plainCreation only. Claims started by earlier code replay on
- * `earlierPoolPath` (patches in CLAIM_PATCHES).
+ * The claim (create_volume_if_absent) as a durable workflow, id `claim-<requestId>`, read as
+ * named steps:
+ *   fromPool       reserve (name lock + image + row), deliver (the fenced hand-off: lookup ‖
+ *                  transfer, accept, rename, the row delivered, a refill asked for, the name
+ *                  lock released); a failed hand-off is compensated under the same fence
+ *   delivered      grow the volume if a larger size was asked, answer
+ *   plainCreation  create from the OS snapshot (its list call is the name lookup) and wait
+ * Not a system disk → plainCreation only. One path, no patches: workers are versioned and the
+ * claim is pinned to the build it started on (docs/upgrading.md).
  * Outcome, project, OS and type are search attributes: every claim is findable in the Web UI.
  */
 import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -34,41 +33,16 @@ import {
   type ClaimTarget,
   type CurrentImage,
   type Delivery,
-  type ReservedVolume,
 } from '../contracts/claim';
 import { LOCAL_PROFILES, PROFILES } from './profiles';
 import { failureReason } from './failures';
 
 const call = proxyActivities<Activities>(PROFILES.cinderCall);
 const handoff = proxyActivities<Activities>(PROFILES.claimHandOff);
-const wait = proxyActivities<Activities>(PROFILES.poolAwait);
-const db = proxyActivities<Activities>(PROFILES.database);
-const names = proxyActivities<Activities>(PROFILES.claimNameLock);
 const extend = proxyActivities<Activities>(PROFILES.tenantExtend);
 const localDb = proxyLocalActivities<Activities>(LOCAL_PROFILES.database);
 const localNames = proxyLocalActivities<Activities>(LOCAL_PROFILES.claimNameLock);
 const localHandoff = proxyLocalActivities<Activities>(LOCAL_PROFILES.claimHandOff);
-
-/** Names of patches (see patched()): claims started by older code replay on their old path. */
-export const CLAIM_PATCHES = {
-  /** One running claim per (project, name); the lookup happens under that lock. */
-  nameLock: 'claim-name-lock',
-  /** Extend in its own activity, and a refused extend reported rather than failing the claim. */
-  extendStep: 'claim-extend-step',
-  /** Plain creation waits until a deadline fixed once, bounded by schedule-to-close. */
-  createDeadline: 'claim-create-deadline',
-  /** The short database steps (image, reserve, name release, refill request) run locally. */
-  localSteps: 'claim-local-steps',
-  /**
-   * A pool hit in one activity (lookup alongside the transfer, accept, one renaming PUT), the
-   * name lock taken locally, and the row dropped after the answer is out.
-   */
-  fastPath: 'claim-fast-path',
-  /** The refill request rides on the settle step: one activity after the answer, not two. */
-  settleRefills: 'claim-settle-refills',
-  /** The pool hit's hand-off as a local activity: the whole claim in one workflow task. */
-  localHandOff: 'claim-local-handoff',
-} as const;
 
 /** One claim's state: what the status query shows, the timings, the answer the update awaits. */
 class ClaimRun {
@@ -83,7 +57,7 @@ class ClaimRun {
   readonly target: ClaimTarget;
   answer?: ClaimResult;
   failure?: string;
-  /** The hand-off released the name lock itself (its recorded result says so). */
+  /** The name lock is released (by the hand-off, when nothing was left to do). */
   nameReleased = false;
   extendError?: string | null;
 
@@ -133,31 +107,21 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     PoolVolumeType: [input.volumeType],
     PoolKind: [input.systemDisk ? 'system' : 'data'],
   });
-  // Decided once per claim, in this order: a claim started by earlier code keeps its path.
-  const fast = input.systemDisk && patched(CLAIM_PATCHES.fastPath);
-  const nameLocked = fast || (input.systemDisk && patched(CLAIM_PATCHES.nameLock));
-  const local = fast || patched(CLAIM_PATCHES.localSteps);
-  const steps = local ? localDb : db;
   try {
     let image: CurrentImage | null = null;
-    if (fast) {
+    if (input.systemDisk) {
       const pool = await fromPool(run);
-      if ('delivery' in pool) return await settleDelivery(run, pool);
+      if ('delivery' in pool) return await delivered(run, pool.delivery);
       image = pool.image;
-    } else if (input.systemDisk) {
-      const earlier = await earlierPoolPath(run, nameLocked, local);
-      if ('result' in earlier) return earlier.result;
-      image = earlier.image;
     }
-    return await plainCreation(run, image, fast);
+    return await plainCreation(run, image);
   } catch (err) {
     run.failure = failureReason(err); // a waiting `delivered` update fails with the claim
     throw err;
   } finally {
-    if (nameLocked && !run.nameReleased) {
+    if (input.systemDisk && !run.nameReleased) {
       // Even when the claim failed or was cancelled: the next claim for this name may go.
-      // (A hand-off that delivered, with nothing left to do, has released it already.)
-      await CancellationScope.nonCancellable(() => steps.releaseClaimName(run.target));
+      await CancellationScope.nonCancellable(() => localDb.releaseClaimName(run.target));
     }
   }
 }
@@ -184,16 +148,15 @@ function installHandlers(run: ClaimRun): void {
   );
 }
 
-/** Where a fast-path system disk stands after the pool: delivered, or to create. */
-type PoolAnswer = { delivery: Delivery; reserved: ReservedVolume } | { image: CurrentImage };
+/** Where a system disk stands after the pool: delivered, or to create from this image. */
+type PoolAnswer = { delivery: Delivery } | { image: CurrentImage };
 
 /**
- * The pool side of a system disk claim (patch claim-fast-path): the name lock and the
- * reservation are local steps, the hand-off with its lookup is one activity (a local one since
- * patch claim-local-handoff, so a pool hit is answered in the claim's first workflow task). A
- * failed hand-off is compensated — the volume goes back to the pool (or is finished, if the
- * accept took effect after all) — and leaves the claim to plain creation, which looks the name
- * up first.
+ * The pool side of a system disk claim, all local activities: a pool hit is answered in the
+ * claim's first workflow task. A failed hand-off is compensated under the row's fence: the volume
+ * goes back to the pool (or is quarantined), or, if the accept took effect after all, the
+ * delivery is finished; else the claim falls back to plain creation, which looks the name up
+ * first.
  */
 async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   const { input, target, status } = run;
@@ -216,88 +179,46 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   }
   run.step('transfer');
   try {
-    // `settle`: the row and the refill request ride on the hand-off, so the claim ends with its
-    // answer. No patch needed: whether it happened is in the activity's recorded result.
-    const mover = patched(CLAIM_PATCHES.localHandOff) ? localHandoff : handoff;
-    const delivery = await mover.deliverPoolVolume({ target, reserved, settle: true });
-    return { delivery, reserved };
+    return { delivery: await localHandoff.deliverPoolVolume({ target, reserved }) };
   } catch (err) {
     status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
     run.step('compensate');
-    if ((await call.returnToPool({ claimId: target.claimId, reserved })) === 'accepted') {
-      status.fallbackReason = null;
-      run.step('finish');
-      const done = await handoff.finishHandOff({ target, reserved, extend: false });
-      return { delivery: { existing: false, ...done }, reserved };
-    }
-    return { image };
+    if ((await call.returnToPool({ target, reserved })) !== 'accepted') return { image };
+    status.fallbackReason = null;
+    run.step('finish');
+    // The row is `accepted` now: the hand-off resumes there (rename, delivered).
+    return { delivery: await handoff.deliverPoolVolume({ target, reserved }) };
   }
 }
 
-/**
- * The pool volume is the tenant's (or the name existed already): grow it if a larger size was
- * asked, answer. A hand-off scheduled by earlier code (or finished by the compensation) left the
- * row: it is dropped, and a refill asked for, after the answer is out.
- */
-async function settleDelivery(
-  run: ClaimRun,
-  { delivery, reserved }: { delivery: Delivery; reserved: ReservedVolume },
-): Promise<ClaimResult> {
-  const { target } = run;
+/** The pool volume is the tenant's (or the name existed already): grow it if asked, answer. */
+async function delivered(run: ClaimRun, delivery: Delivery): Promise<ClaimResult> {
   run.mark('delivered');
-  // No patch needed: a hand-off scheduled by earlier code returns no such flag (release below).
-  run.nameReleased = delivery.nameReleased === true;
-  if (delivery.existing && delivery.settled) return run.done(delivery.volumeId, 'existing');
-  if (delivery.existing) {
-    await localDb.settleReservation({
-      claimId: target.claimId,
-      rowId: reserved.rowId,
-      delivered: false,
-    });
-    return run.done(delivery.volumeId, 'existing');
-  }
-  if (mustGrow(target.sizeGb, delivery.sizeGb)) {
+  run.nameReleased = delivery.nameReleased;
+  if (delivery.existing) return run.done(delivery.volumeId, 'existing');
+  if (mustGrow(run.target.sizeGb, delivery.sizeGb)) {
     run.step('extend');
-    const grown = await extend.extendTenantVolume({ target, volumeId: delivery.volumeId });
+    const grown = await extend.extendTenantVolume({
+      target: run.target,
+      volumeId: delivery.volumeId,
+    });
     run.extendError = grown.extendError;
     run.mark('extended');
   }
-  const result = run.done(delivery.volumeId, 'pool');
-  if (delivery.settled) return result;
-  // Settled apart (claims whose hand-off was scheduled by earlier code, or finished by the
-  // compensation): the answer is out with this workflow task, the row and the refill follow.
-  if (patched(CLAIM_PATCHES.settleRefills)) {
-    await db.settleReservation({
-      claimId: target.claimId,
-      rowId: reserved.rowId,
-      delivered: true,
-      refill: true,
-    });
-  } else {
-    await Promise.all([
-      db.settleReservation({ claimId: target.claimId, rowId: reserved.rowId, delivered: true }),
-      call.triggerRefill(),
-    ]);
-  }
-  return result;
+  return run.done(delivery.volumeId, 'pool');
 }
 
 /**
  * Plain creation from the OS snapshot (or a data disk), waiting until `available` under a
- * deadline fixed once. On the fast path the create's own list call is the name lookup.
+ * deadline fixed once, before the create: no retry of any step restarts the clock. The
+ * create's own list call is the name lookup.
  */
-async function plainCreation(
-  run: ClaimRun,
-  image: CurrentImage | null,
-  fast: boolean,
-): Promise<ClaimResult> {
+async function plainCreation(run: ClaimRun, image: CurrentImage | null): Promise<ClaimResult> {
   const { input, target } = run;
   run.step('create');
   const timeoutMs = input.createTimeoutMs ?? 30 * 60_000;
-  const bounded = patched(CLAIM_PATCHES.createDeadline);
-  // Fixed once, before the create: no retry of any step restarts the clock.
-  const deadlineAt = bounded ? Date.now() + timeoutMs : undefined;
-  const created = await handoff.createTenantVolume({ target, image, orExisting: fast });
+  const deadlineAt = Date.now() + timeoutMs;
+  const created = await handoff.createTenantVolume({ target, image });
   if (created.existing) {
     run.mark('lookup');
     run.status.fallbackReason = null;
@@ -305,82 +226,14 @@ async function plainCreation(
   }
   run.mark('createRequested');
   run.step('wait-available');
-  const waiter = bounded
-    ? proxyActivities<Activities>({
-        ...PROFILES.poolAwait,
-        // The whole wait, retries included, ends shortly after the deadline.
-        scheduleToCloseTimeout: timeoutMs + 5 * 60_000,
-      })
-    : wait;
-  await waiter.awaitTenantVolume({ target, volumeId: created.volumeId, timeoutMs, deadlineAt });
+  const waiter = proxyActivities<Activities>({
+    ...PROFILES.poolAwait,
+    // The whole wait, retries included, ends shortly after the deadline.
+    scheduleToCloseTimeout: timeoutMs + 5 * 60_000,
+  });
+  await waiter.awaitTenantVolume({ target, volumeId: created.volumeId, deadlineAt });
   run.mark('available');
   return run.done(created.volumeId, 'created');
-}
-
-/**
- * The pool path of claims started before patch claim-fast-path (kept so they replay): lookup
- * under the name lock, image, reserve, hand-off, compensation, finish; or the image to create
- * from.
- */
-async function earlierPoolPath(
-  run: ClaimRun,
-  nameLocked: boolean,
-  local: boolean,
-): Promise<{ result: ClaimResult } | { image: CurrentImage }> {
-  const { input, target, status } = run;
-  const steps = local ? localDb : db;
-  const refill = local ? localDb : call;
-  run.step('lookup');
-  const existing = nameLocked ? await names.claimName(target) : await call.findTenantVolume(target);
-  run.mark('lookup');
-  if (existing) return { result: run.done(existing.volumeId, 'existing') };
-
-  const image =
-    (await steps.currentImage({ os: input.os as string, volumeType: input.volumeType })) ??
-    (await imageFromCinder(input.os as string, input.volumeType));
-
-  run.step('reserve');
-  const reserved: ReservedVolume | null = await steps.reservePoolVolume({
-    claimId: target.claimId,
-    os: input.os as string,
-    volumeType: input.volumeType,
-    snapshotId: image.snapshotId,
-  });
-  run.mark('reserve');
-  if (!reserved) {
-    status.fallbackReason = 'pool empty';
-    return { image };
-  }
-  try {
-    run.step('transfer');
-    await handoff.handOff({ target, reserved });
-    run.mark('accepted');
-  } catch (err) {
-    // The hand-off failed for good: never lose the volume, then fall back, unless the volume
-    // turns out to be the tenant's after all (an accept whose reply was lost).
-    status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
-    run.step('compensate');
-    const back = await call.returnToPool({ claimId: target.claimId, reserved });
-    if (back !== 'accepted') return { image };
-    status.fallbackReason = null;
-  }
-  // Accepted: the volume is the tenant's now. Finishing is retried; it never falls back (that
-  // would give the tenant a second volume of the same name).
-  run.step('finish');
-  const extendStep = patched(CLAIM_PATCHES.extendStep);
-  // The refill starts alongside: the reserved row already does not count as stock.
-  const [finished] = await Promise.all([
-    handoff.finishHandOff({ target, reserved, extend: !extendStep }),
-    refill.triggerRefill(),
-  ]);
-  run.mark('finished');
-  if (extendStep && mustGrow(target.sizeGb, finished.sizeGb)) {
-    run.step('extend');
-    const grown = await extend.extendTenantVolume({ target, volumeId: finished.volumeId });
-    run.extendError = grown.extendError;
-    run.mark('extended');
-  }
-  return { result: run.done(finished.volumeId, 'pool') };
 }
 
 /** No fill has run yet (a fresh install): the OS's image straight from Cinder. */

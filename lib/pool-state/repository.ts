@@ -19,6 +19,10 @@ export interface PoolVolume {
   status: PoolStatus;
   reservedBy: string | null;
   reservedAt: Date | null;
+  /** How far the holder's hand-off got (lib/pool-state/handoff.ts); null while not reserved. */
+  handoffState: 'reserved' | 'transferring' | 'accepted' | null;
+  /** The fencing token of the latest hand-off or compensation attempt. */
+  epoch: number;
   createdAt: Date;
   updatedAt: Date;
   requestedAt: Date | null;
@@ -47,10 +51,10 @@ export interface PoolCount {
   count: number;
 }
 
-type Queryable = Pick<pg.Pool, 'query'>;
+export type Queryable = Pick<pg.Pool, 'query'>;
 
 const POOL_COLUMNS = `id, volume_id, name, type, os, snapshot_id, volume_type, size_gb, status,
-  reserved_by, reserved_at, created_at, updated_at, requested_at, ready_at, delete_attempts, last_error`;
+  reserved_by, reserved_at, handoff_state, epoch, created_at, updated_at, requested_at, ready_at, delete_attempts, last_error`;
 
 function toPoolVolume(r: Record<string, unknown>): PoolVolume {
   return {
@@ -65,6 +69,8 @@ function toPoolVolume(r: Record<string, unknown>): PoolVolume {
     status: r.status as PoolStatus,
     reservedBy: (r.reserved_by as string | null) ?? null,
     reservedAt: (r.reserved_at as Date | null) ?? null,
+    handoffState: (r.handoff_state as PoolVolume['handoffState']) ?? null,
+    epoch: Number(r.epoch ?? 0),
     createdAt: r.created_at as Date,
     updatedAt: r.updated_at as Date,
     requestedAt: (r.requested_at as Date | null) ?? null,
@@ -224,7 +230,7 @@ export class PoolRepository {
          ), taken AS (
            UPDATE pool_volumes
               SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now(),
-                  handoff_attempts = 0
+                  handoff_state = 'reserved', transfer_id = NULL
             WHERE NOT EXISTS (SELECT 1 FROM held)
               AND id = (
                 SELECT id FROM pool_volumes
@@ -288,30 +294,6 @@ export class PoolRepository {
         WHERE id = $1 AND status IN ('deleting', 'flagged')
           AND date_trunc('milliseconds', updated_at) = $2`,
       [id, seen],
-    );
-    return rowCount === 1;
-  }
-
-  /**
-   * Counts one more start of `claimId`'s hand-off of its reserved row and returns the count (1 on
-   * the first start); null when the claim no longer holds the row (delivered and dropped).
-   */
-  async beginHandOff(id: number, claimId: string): Promise<number | null> {
-    const { rows } = await this.db.query<{ n: number }>(
-      `UPDATE pool_volumes SET handoff_attempts = handoff_attempts + 1
-        WHERE id = $1 AND reserved_by = $2 RETURNING handoff_attempts AS n`,
-      [id, claimId],
-    );
-    return rows[0] ? Number(rows[0].n) : null;
-  }
-
-  /** Gives a reserved row back to the pool; only its holder can. */
-  async release(id: number, claimId: string): Promise<boolean> {
-    const { rowCount } = await this.db.query(
-      `UPDATE pool_volumes SET status = 'available', reserved_by = NULL, reserved_at = NULL,
-              handoff_attempts = 0, updated_at = now()
-        WHERE id = $1 AND reserved_by = $2`,
-      [id, claimId],
     );
     return rowCount === 1;
   }

@@ -61,10 +61,7 @@ function mocks(over: Partial<Record<keyof Activities, (input: never) => unknown>
     'reserveForClaim',
     'reservePoolVolume',
     'deliverPoolVolume',
-    'settleReservation',
-    'triggerRefill',
     'returnToPool',
-    'finishHandOff',
     'createTenantVolume',
     'awaitTenantVolume',
     'releaseClaimName',
@@ -125,17 +122,16 @@ async function claim(
 }
 
 describe('claim workflow (mocked activities, local test server)', () => {
-  test('a pool hit: the hand-off also settles the row, asks for a refill and releases the name; the claim ends with its answer', async () => {
+  test('a pool hit: the hand-off delivers (row, refill, name lock); the claim ends with its answer', async () => {
     const calls: Calls = [];
     const { answer, result } = await claim(
       mocks(
         {
           reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
-          deliverPoolVolume: (input: unknown) => ({
+          deliverPoolVolume: () => ({
             existing: false,
             volumeId: 'vol-pool',
             sizeGb: 1,
-            settled: (input as { settle?: boolean }).settle === true,
             nameReleased: true,
           }),
         },
@@ -145,15 +141,14 @@ describe('claim workflow (mocked activities, local test server)', () => {
     assert.equal(answer.outcome, 'pool');
     assert.equal(answer.volumeId, 'vol-pool');
     assert.deepEqual(result.volumeId, answer.volumeId);
-    // Reserve, deliver (settling and releasing on the way): no step after the hand-off.
+    // Reserve, deliver: no step after the hand-off.
     assert.deepEqual(
       calls.map((c) => c.name),
       ['reserveForClaim', 'deliverPoolVolume'],
     );
-    assert.equal((calls[1]?.input as { settle?: boolean }).settle, true);
   });
 
-  test('a hand-off that settled but kept the name (earlier code, or a volume still to grow): the claim releases it', async () => {
+  test('a delivered volume that must grow: extended, then the claim releases the name', async () => {
     const calls: Calls = [];
     const { answer } = await claim(
       mocks(
@@ -163,43 +158,45 @@ describe('claim workflow (mocked activities, local test server)', () => {
             existing: false,
             volumeId: 'vol-pool',
             sizeGb: 1,
-            settled: true,
+            nameReleased: false,
           }),
+          extendTenantVolume: () => ({ sizeGb: 3, extendError: null }),
           releaseClaimName: () => undefined,
         },
         calls,
       ),
+      { sizeGb: 3 },
     );
     assert.equal(answer.outcome, 'pool');
     assert.deepEqual(
       calls.map((c) => c.name),
-      ['reserveForClaim', 'deliverPoolVolume', 'releaseClaimName'],
+      ['reserveForClaim', 'deliverPoolVolume', 'extendTenantVolume', 'releaseClaimName'],
     );
   });
 
-  test('a hand-off that did not settle (a worker on earlier code): the claim settles in a step after the answer', async () => {
+  test('a failed hand-off whose accept took effect after all: the compensation says accepted, the hand-off resumes', async () => {
     const calls: Calls = [];
+    let deliveries = 0;
     const { answer } = await claim(
       mocks(
         {
           reserveForClaim: () => ({ image: IMAGE, reserved: RESERVED }),
-          deliverPoolVolume: () => ({ existing: false, volumeId: 'vol-pool', sizeGb: 1 }),
-          settleReservation: () => undefined,
-          releaseClaimName: () => undefined,
+          deliverPoolVolume: () => {
+            if (++deliveries === 1)
+              throw ApplicationFailure.nonRetryable('rename refused', 'CinderBadRequest');
+            return { existing: false, volumeId: 'vol-pool', sizeGb: 1, nameReleased: true };
+          },
+          returnToPool: () => 'accepted',
         },
         calls,
       ),
     );
     assert.equal(answer.outcome, 'pool');
+    assert.equal(answer.fallbackReason, null);
     assert.deepEqual(
       calls.map((c) => c.name),
-      ['reserveForClaim', 'deliverPoolVolume', 'settleReservation', 'releaseClaimName'],
+      ['reserveForClaim', 'deliverPoolVolume', 'returnToPool', 'deliverPoolVolume'],
     );
-    const settle = calls.find((c) => c.name === 'settleReservation')?.input as {
-      delivered: boolean;
-      refill: boolean;
-    };
-    assert.deepEqual([settle.delivered, settle.refill], [true, true]);
   });
 
   test('a failed hand-off gives the volume back, then creates; the lookup rides on the create', async () => {
@@ -211,7 +208,7 @@ describe('claim workflow (mocked activities, local test server)', () => {
           deliverPoolVolume: () => {
             throw ApplicationFailure.nonRetryable('transfer refused', 'CinderBadRequest');
           },
-          returnToPool: () => 'returned',
+          returnToPool: () => 'released',
           createTenantVolume: () => ({ volumeId: 'vol-new' }),
           awaitTenantVolume: () => undefined,
           releaseClaimName: () => undefined,
@@ -223,12 +220,9 @@ describe('claim workflow (mocked activities, local test server)', () => {
     assert.equal(result.volumeId, 'vol-new');
     assert.match(result.fallbackReason ?? '', /hand-off failed: .*transfer refused/);
     const create = calls.find((c) => c.name === 'createTenantVolume')?.input as {
-      orExisting: boolean;
       image: typeof IMAGE;
     };
-    assert.equal(create.orExisting, true);
     assert.deepEqual(create.image, IMAGE);
-    assert.ok(!calls.some((c) => c.name === 'settleReservation'));
   });
 
   test('pool empty and the name already taken: existing, nothing created', async () => {
