@@ -20,3 +20,18 @@ export function failpoint(name: string): void {
     process.kill(process.pid, 'SIGKILL');
   }
 }
+
+/**
+ * Delay points for tests: WARMPOOL_DELAYS="name=ms[,name=ms]" makes every pass through the named
+ * point wait that long (a slow database or Cinder, as a loaded machine has them). Unset: free.
+ */
+const delays = new Map<string, number>();
+for (const part of (process.env.WARMPOOL_DELAYS ?? '').split(',').filter(Boolean)) {
+  const [name, ms] = part.split('=');
+  if (name) delays.set(name.trim(), Number(ms ?? 0));
+}
+
+export async function delaypoint(name: string): Promise<void> {
+  const ms = delays.get(name);
+  if (ms) await new Promise((r) => setTimeout(r, ms));
+}

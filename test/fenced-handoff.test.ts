@@ -259,4 +259,36 @@ describe('fenced hand-off (real stack + fault proxy)', () => {
     assert.deepEqual([row?.status, row?.reservedBy], ['available', null]);
     assert.equal((await admin.getVolume(ra.volumeId)).status, 'available');
   });
+
+  test('defect 5: demand counts deliveries: an existing answer or a refused accept is no demand, no share used', async () => {
+    const demandOf = async (claimId: string) =>
+      (await db.query('SELECT hit FROM claim_demand WHERE claim_id = $1', [claimId])).rows;
+    // The name exists already: `existing`, the row given back, no demand.
+    const a = target('a6');
+    const own = await tenant('alpha').createVolume({ name: a.name, size: 1, volumeType: 'sas' });
+    const ra = await reserve(a);
+    assert.equal((await deliver(a, ra)).existing, true);
+    assert.deepEqual(await demandOf(a.claimId), []);
+    // The tenant's quota refuses the accept: no demand either (plain creation records its own).
+    const b = target('b6');
+    const rb = await reserve(b);
+    proxy.add({
+      method: 'POST',
+      path: /\/accept$/,
+      action: { kind: 'status', status: 413, message: 'VolumeLimitExceeded' },
+      times: 1,
+    });
+    await assert.rejects(deliver(b, rb), (err: { type?: string }) => {
+      assert.equal(err.type, 'AcceptRefused');
+      return true;
+    });
+    assert.equal(await compensate(b, rb), 'released');
+    assert.deepEqual(await demandOf(b.claimId), []);
+    // A delivery is one pool hit of the tenant, recorded with the row's removal.
+    const c = target('c6');
+    const rc = await reserve(c);
+    assert.equal((await deliver(c, rc)).existing, false);
+    assert.deepEqual(await demandOf(c.claimId), [{ hit: true }]);
+    for (const id of [own.id, rc.volumeId]) await tenant('alpha').deleteVolume(id);
+  });
 });

@@ -12,6 +12,7 @@ import {
 } from '../../lib/pool-state/repository';
 import { DemandRepository } from '../../lib/pool-state/demand';
 import { workflowRunning } from '../../lib/temporal/workflows';
+import { delaypoint } from '../../lib/failpoints';
 import {
   CLAIM_FAILURES,
   type ClaimTarget,
@@ -117,6 +118,7 @@ export function reserveActivities({
     /** Why no reservation was even tried (the tenant's fair share is used up). */
     declined?: string;
   }> {
+    await delaypoint('claim.reserve');
     // The image read needs no lock: both at once.
     const [, image] = await Promise.all([
       lockClaimName(t),

@@ -5,9 +5,23 @@ import { runner } from 'node-pg-migrate';
 
 export type Db = pg.Pool;
 
+/**
+ * Bounds on every session: no statement runs longer than STATEMENT_TIMEOUT_MS (the pool's are
+ * single-row updates and small reads), no session sits in a transaction forever, and TCP
+ * keepalive notices a server that went away while a session was idle.
+ */
+export const STATEMENT_TIMEOUT_MS = 30_000;
+
 export function createDb(databaseUrl: string, max = 10): Db {
   return survivingServerLoss(
-    new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 10_000 }),
+    new pg.Pool({
+      connectionString: databaseUrl,
+      max,
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      idle_in_transaction_session_timeout: 60_000,
+    }),
   );
 }
 
