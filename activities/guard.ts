@@ -14,6 +14,7 @@ import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import pg from 'pg';
 import type { CinderClient } from '../lib/cinder';
 import { survivingServerLoss, type Db } from '../lib/pool-state/db';
+import { STEP_BUSY } from '../contracts/cinder';
 
 /**
  * Lock sessions per database pool. A session holds its lock for a whole step (seconds of Cinder
@@ -60,9 +61,6 @@ export async function withHeartbeats<T>(fn: () => Promise<T>): Promise<T> {
 export function cinderForAttempt(cinder: CinderClient): CinderClient {
   return cinder.withSignal(Context.current().cancellationSignal);
 }
-
-/** The failure type of a step whose twin attempt still runs (retryable). */
-export const STEP_BUSY = 'StepBusy';
 
 /**
  * Runs `fn` holding the advisory lock `key` (for the whole call, on one database session), with

@@ -8,6 +8,7 @@
  */
 import { condition, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import { fillProgressQuery, type FillInput, type FillProgress } from '../contracts/fill';
+import { CINDER_FAILURES } from '../contracts/cinder';
 import type { Activities } from '../activities';
 import type { CreateOrder, FillPlan } from '../activities/fill/plan';
 import { poolVolumeName } from '../lib/pool-state/naming';
@@ -149,7 +150,7 @@ async function createOne(p: FillProgress, plan: FillPlan, o: CreateOrder): Promi
       p.errors.push(`${name}: ${outcome}`);
     }
   } catch (err) {
-    if (failureType(err) === 'CinderOverLimit') {
+    if (failureType(err) === CINDER_FAILURES.overLimit) {
       p.stoppedBy ??= `quota: ${failureMessage(err)}`;
     } else {
       p.failed++;

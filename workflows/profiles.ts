@@ -3,14 +3,15 @@
  * by name instead of scattering numbers.
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import { CINDER_FAILURES, CONFIG_ERROR } from '../contracts/cinder';
 
 /** Errors that repeating cannot fix: bad input, missing things, refused permissions. */
-export const PERMANENT_CINDER_ERRORS = [
-  'CinderBadRequest',
-  'CinderNotFound',
-  'CinderForbidden',
-  'CinderUnauthorized',
-  'ConfigError',
+export const PERMANENT_CINDER_ERRORS: string[] = [
+  CINDER_FAILURES.badRequest,
+  CINDER_FAILURES.notFound,
+  CINDER_FAILURES.forbidden,
+  CINDER_FAILURES.unauthorized,
+  CONFIG_ERROR,
 ];
 
 export const PROFILES = {
@@ -38,7 +39,7 @@ export const PROFILES = {
       backoffCoefficient: 2,
       maximumInterval: '1 minute',
       maximumAttempts: 10,
-      nonRetryableErrorTypes: [...PERMANENT_CINDER_ERRORS, 'CinderOverLimit'],
+      nonRetryableErrorTypes: [...PERMANENT_CINDER_ERRORS, CINDER_FAILURES.overLimit],
     },
   },
   /** Watching a volume in `creating` (Ceph flatten can take minutes); the activity enforces the

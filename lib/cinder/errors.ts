@@ -1,8 +1,11 @@
 /**
  * Typed Cinder/Keystone errors. Each carries Cinder's own message and request id, so an operator
  * can find the request in Cinder's logs. `type` is a stable string used as the Temporal
- * ApplicationFailure type by activities (e.g. retry on CinderServerError, not on CinderBadRequest).
+ * ApplicationFailure type by activities (e.g. retry on CinderServerError, not on CinderBadRequest);
+ * the names come from the contract (contracts/cinder.ts) that workflows read them from.
  */
+import { CINDER_FAILURES } from '../../contracts/cinder';
+
 export interface CinderErrorDetails {
   status?: number;
   method: string;
@@ -12,9 +15,9 @@ export interface CinderErrorDetails {
 }
 
 export class CinderError extends Error {
-  override name = 'CinderError';
+  override name: string = CINDER_FAILURES.error;
   /** Stable type name, also used as the ApplicationFailure type. */
-  readonly type: string = 'CinderError';
+  readonly type: string = CINDER_FAILURES.error;
   readonly status?: number;
   readonly method: string;
   readonly path: string;
@@ -36,29 +39,29 @@ export class CinderError extends Error {
 }
 
 export class CinderNotFound extends CinderError {
-  override name = 'CinderNotFound';
-  override readonly type = 'CinderNotFound';
+  override name = CINDER_FAILURES.notFound;
+  override readonly type = CINDER_FAILURES.notFound;
 }
 export class CinderBadRequest extends CinderError {
-  override name = 'CinderBadRequest';
-  override readonly type = 'CinderBadRequest';
+  override name = CINDER_FAILURES.badRequest;
+  override readonly type = CINDER_FAILURES.badRequest;
 }
 export class CinderUnauthorized extends CinderError {
-  override name = 'CinderUnauthorized';
-  override readonly type = 'CinderUnauthorized';
+  override name = CINDER_FAILURES.unauthorized;
+  override readonly type = CINDER_FAILURES.unauthorized;
 }
 export class CinderForbidden extends CinderError {
-  override name = 'CinderForbidden';
-  override readonly type = 'CinderForbidden';
+  override name = CINDER_FAILURES.forbidden;
+  override readonly type = CINDER_FAILURES.forbidden;
 }
 export class CinderConflict extends CinderError {
-  override name = 'CinderConflict';
-  override readonly type = 'CinderConflict';
+  override name = CINDER_FAILURES.conflict;
+  override readonly type = CINDER_FAILURES.conflict;
 }
 /** 413: quota exceeded or rate limited. `retryAfterSeconds` comes from Retry-After when sent. */
 export class CinderOverLimit extends CinderError {
-  override name = 'CinderOverLimit';
-  override readonly type = 'CinderOverLimit';
+  override name = CINDER_FAILURES.overLimit;
+  override readonly type = CINDER_FAILURES.overLimit;
   readonly retryAfterSeconds?: number;
   constructor(message: string, details: CinderErrorDetails & { retryAfterSeconds?: number }) {
     super(message, details);
@@ -66,14 +69,14 @@ export class CinderOverLimit extends CinderError {
   }
 }
 export class CinderServerError extends CinderError {
-  override name = 'CinderServerError';
-  override readonly type = 'CinderServerError';
+  override name = CINDER_FAILURES.serverError;
+  override readonly type = CINDER_FAILURES.serverError;
   override readonly retryable = true;
 }
 /** No answer: connection refused/reset, DNS, or our own timeout. */
 export class CinderUnavailable extends CinderError {
-  override name = 'CinderUnavailable';
-  override readonly type = 'CinderUnavailable';
+  override name = CINDER_FAILURES.unavailable;
+  override readonly type = CINDER_FAILURES.unavailable;
   override readonly retryable = true;
 }
 
