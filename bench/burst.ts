@@ -12,7 +12,8 @@ import { cinderFromConfig, type CinderClient } from '../lib/cinder';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { connectClient } from '../lib/temporal/connect';
-import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
+import { ensureSchedules } from '../lib/temporal/schedules';
+import { scheduleIds } from '../contracts/fill';
 import { buildApi } from '../api/server';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS, TENANT_QUOTA, TENANT_USER } from '../scripts/stack/cloud';
@@ -236,7 +237,7 @@ async function run(workers: number): Promise<void> {
   } finally {
     await api.close();
     await fleet.stop();
-    for (const id of Object.values(scheduleIds(config)))
+    for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
       await client.schedule
         .getHandle(id)
         .delete()
@@ -353,7 +354,9 @@ async function checkInvariants(
 
 /** Fill runs the schedule started since `since` (refill requests; its interval is hours). */
 async function refillRuns(client: Client, config: AppConfig, since: Date): Promise<number> {
-  const desc = await client.schedule.getHandle(scheduleIds(config).fill).describe();
+  const desc = await client.schedule
+    .getHandle(scheduleIds(config.temporal.schedulePrefix).fill)
+    .describe();
   return desc.info.recentActions.filter((a) => a.takenAt >= since).length;
 }
 

@@ -10,7 +10,8 @@ import { loadConfig } from '../lib/config/load';
 import { createDb } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { connectClient } from '../lib/temporal/connect';
-import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
+import { ensureSchedules } from '../lib/temporal/schedules';
+import { scheduleIds } from '../contracts/fill';
 import { buildApi } from '../api/server';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
 import { admin, config as stackConfig } from '../test/support/env';
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
     );
     await Promise.all([...Array.from({ length: CLAIMERS }, (_, c) => claimer(c)), faults]);
     proxy.clear();
-    for (const id of Object.values(scheduleIds(config)))
+    for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
       await client.schedule.getHandle(id).pause('soak over');
     // Let the last fill or check finish before looking.
     const running = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`;
@@ -195,7 +196,7 @@ async function main(): Promise<void> {
     for (const d of delivered) await admin.deleteVolume(d.id).catch(() => undefined);
     if (problems.length) process.exitCode = 1;
   } finally {
-    for (const id of Object.values(scheduleIds(config)))
+    for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
       await client.schedule
         .getHandle(id)
         .delete()

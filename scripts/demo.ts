@@ -7,7 +7,8 @@
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { loadConfig } from '../lib/config/load';
 import { connectClient } from '../lib/temporal/connect';
-import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
+import { findTriggeredRun } from '../lib/temporal/schedules';
+import { scheduleIds } from '../contracts/fill';
 import { historyUrl } from '../lib/temporal/workflows';
 import { claimWorkflowId } from '../contracts/claim';
 import { TENANT_PROJECTS } from './stack/cloud';
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
   );
 
   console.log('\nfilling the pool (fill-now on the fill schedule)...');
-  const schedule = client.schedule.getHandle(scheduleIds(config).fill);
+  const schedule = client.schedule.getHandle(scheduleIds(config.temporal.schedulePrefix).fill);
   const since = new Date();
   await schedule.trigger(ScheduleOverlapPolicy.SKIP);
   const fillRun = await findTriggeredRun(schedule, since, 60_000);

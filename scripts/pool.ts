@@ -19,7 +19,7 @@ import {
 } from '@temporalio/client';
 import { loadConfig, type AppConfig } from '../lib/config/load';
 import { connectClient } from '../lib/temporal/connect';
-import { findTriggeredRun, scheduleIds } from '../lib/temporal/schedules';
+import { findTriggeredRun } from '../lib/temporal/schedules';
 import { createDb } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { currentLevels } from '../lib/pool-state/levels';
@@ -27,6 +27,7 @@ import { RunRepository } from '../lib/pool-state/runs';
 import { drainPoolWorkflow, reconcileWorkflow, syncOsWorkflow } from '../workflows';
 import {
   fillProgressQuery,
+  scheduleIds,
   syncOsWorkflowId,
   type DrainInput,
   type FillProgress,
@@ -107,7 +108,7 @@ async function status(config: AppConfig, client: Client): Promise<void> {
   } finally {
     await db.end();
   }
-  for (const id of Object.values(scheduleIds(config))) {
+  for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix))) {
     try {
       const d = await client.schedule.getHandle(id).describe();
       const next = d.info.nextActionTimes[0]?.toISOString() ?? '-';
@@ -162,7 +163,7 @@ async function run(
 ): Promise<void> {
   const config = loadConfig();
   const client = await connectClient(config, 5000);
-  const ids = scheduleIds(config);
+  const ids = scheduleIds(config.temporal.schedulePrefix);
   const prefix = config.temporal.schedulePrefix;
   // One run of each job at a time: a second start joins the running one.
   const start = <W extends Workflow>(workflow: W, id: string, ...args: Parameters<W>) =>

@@ -6,7 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Client } from '@temporalio/client';
-import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
+import { ensureSchedules } from '../lib/temporal/schedules';
+import { scheduleIds } from '../contracts/fill';
 import { type Db } from '../lib/pool-state/db';
 import { sleep, unique } from './support/env';
 import {
@@ -51,7 +52,7 @@ describe('schedules (real Temporal)', () => {
       POOL__VOLUMES_BACKUP__BACKUP_FREQUENCY_MINUTE: '0.05', // 3 s
       POOL__VOLUMES_BACKUP__CHECK_STATE_FREQUENCY_MINUTE: '0.05',
     });
-    const ids = scheduleIds(config);
+    const ids = scheduleIds(config.temporal.schedulePrefix);
     const worker = await startWorker(config, db);
     try {
       const made = await ensureSchedules(client, config);
@@ -106,7 +107,7 @@ describe('schedules (real Temporal)', () => {
       POOL__VOLUMES_BACKUP__BACKUP_FREQUENCY_MINUTE: '20',
     };
     const first = testConfig(env).config;
-    const ids = scheduleIds(first);
+    const ids = scheduleIds(first.temporal.schedulePrefix);
     try {
       await ensureSchedules(client, first);
       const every = async (id: string) => {

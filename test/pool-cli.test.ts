@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { Client } from '@temporalio/client';
 import { connectClient } from '../lib/temporal/connect';
-import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
+import { ensureSchedules } from '../lib/temporal/schedules';
+import { scheduleIds } from '../contracts/fill';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { config as stackConfig } from './support/env';
@@ -58,7 +59,7 @@ before(async () => {
 });
 after(async () => {
   await worker.stop();
-  for (const id of Object.values(scheduleIds(config)))
+  for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
     await client.schedule
       .getHandle(id)
       .delete()
@@ -114,11 +115,15 @@ describe('pool CLI', () => {
 
   test('pause and resume the schedules', async () => {
     assert.equal((await pool('pause', '--reason', 'image maintenance')).code, 0);
-    let d = await client.schedule.getHandle(scheduleIds(config).fill).describe();
+    let d = await client.schedule
+      .getHandle(scheduleIds(config.temporal.schedulePrefix).fill)
+      .describe();
     assert.equal(d.state.paused, true);
     assert.match((await pool('status')).out, /PAUSED \(image maintenance\)/);
     assert.equal((await pool('resume')).code, 0);
-    d = await client.schedule.getHandle(scheduleIds(config).fill).describe();
+    d = await client.schedule
+      .getHandle(scheduleIds(config.temporal.schedulePrefix).fill)
+      .describe();
     assert.equal(d.state.paused, false);
   });
 

@@ -7,10 +7,15 @@
  * run and records why; the next run tries again.
  */
 import { condition, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
-import { fillProgressQuery, type FillInput, type FillProgress } from '../contracts/fill';
+import {
+  fillProgressQuery,
+  type CreateOrder,
+  type FillInput,
+  type FillPlan,
+  type FillProgress,
+} from '../contracts/fill';
 import { CINDER_FAILURES } from '../contracts/cinder';
 import type { Activities } from '../activities';
-import type { CreateOrder, FillPlan } from '../activities/fill/plan';
 import { poolVolumeName } from '../lib/pool-state/naming';
 import { PROFILES } from './profiles';
 import { failureMessage, failureType } from './failures';

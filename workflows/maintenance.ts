@@ -3,10 +3,15 @@
  * sync-os (the seed's manual step), reconcile, and an operator's drain.
  */
 import { condition, proxyActivities, setHandler } from '@temporalio/workflow';
-import { drainProgressQuery, type DrainInput, type DrainProgress } from '../contracts/fill';
+import {
+  drainProgressQuery,
+  type CheckResult,
+  type DrainInput,
+  type DrainProgress,
+  type ReconcileResult,
+  type ResolveResult,
+} from '../contracts/fill';
 import type { Activities } from '../activities';
-import type { CheckResult, ReconcileResult } from '../activities/fill/reconcile';
-import type { ResolveResult } from '../activities/fill/images';
 import { PROFILES } from './profiles';
 import { failureMessage } from './failures';
 

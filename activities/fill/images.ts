@@ -5,18 +5,10 @@
  */
 import { log } from '@temporalio/activity';
 import { compareVersions } from '../../lib/config/snapshot-name-rule';
-import { OsImageRepository, type OsImage } from '../../lib/pool-state/repository';
+import { OsImageRepository } from '../../lib/pool-state/repository';
 import type { Snapshot } from '../../lib/cinder';
+import type { ResolvedImage, ResolveResult } from '../../contracts/fill';
 import type { Deps } from '../deps';
-
-export type ResolvedImage = Omit<OsImage, 'syncedAt'>;
-
-export interface ResolveResult {
-  images: ResolvedImage[];
-  skipped: { os: string; type: string; reason: string }[];
-  /** (os, type) whose current snapshot changed in this call: their older stock is now stale. */
-  changed: { os: string; type: string; from: string | null; to: string }[];
-}
 
 function newest(candidates: { snap: Snapshot; version: string }[]) {
   return candidates.sort(

@@ -10,35 +10,7 @@ import { log } from '@temporalio/activity';
 import type { Deps } from '../deps';
 import { PoolRepository, type PoolVolume } from '../../lib/pool-state/repository';
 import { DemandRepository, effectiveTargets } from '../../lib/pool-state/demand';
-import type { ResolvedImage } from './images';
-
-export interface CreateOrder {
-  os: string;
-  type: string;
-  snapshotId: string;
-  volumeType: string;
-  sizeGb: number;
-  missing: number;
-}
-
-export interface FillPlan {
-  orders: CreateOrder[];
-  /** Pool row ids of `available` stock to drain now: stale, above target, idle too long. */
-  drain: number[];
-  staleTotal: number;
-  /** Current stock above target (e.g. a volume back in the pool after a refused accept). */
-  excessTotal?: number;
-  /** Idle stock recycled this run (drained, and replaced by this run's orders). */
-  recycled?: number;
-  /** The targets this run filled to, and why (floor, demand, cap, quota). */
-  targets?: { type: string; os: string; floor: number; target: number; why: string }[];
-  settings: {
-    concurrency: number;
-    createIntervalSeconds: number;
-    drainPerRun: number;
-    namePrefix: string;
-  };
-}
+import type { CreateOrder, FillPlan, ResolvedImage } from '../../contracts/fill';
 
 const byAge = (a: PoolVolume, b: PoolVolume) =>
   // Same instant (the clock's milliseconds): the later row is the newer.

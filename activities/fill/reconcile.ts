@@ -17,36 +17,11 @@ import { TAGS } from '../../lib/pool-state/naming';
 import { LeakSightings } from '../../lib/pool-state/leaks';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
+import type { CheckResult, ReconcileResult } from '../../contracts/fill';
 import { workflowRunning } from '../../lib/temporal/workflows';
 import { CinderError } from '../../lib/cinder';
 import { deleteOrFlag, removePoolVolume } from './volumes';
 import { deletePoolVolume } from '../cinder/volumes';
-
-export interface CheckResult {
-  releasedOrphans: number;
-  madeAvailable: number;
-  removedFailed: number;
-  removedTimedOut: number;
-  removedVanished: number;
-  stillCreating: number;
-  /** Rows left `deleting` by a drain that died or failed, or flagged, deleted this pass. */
-  retriedDeletes?: number;
-  /** Rows whose volume Cinder refuses to delete (kept out of stock, retried every pass). */
-  flagged?: number;
-  /** Rows skipped because Cinder did not answer about their volume (never taken as vanished). */
-  unreachable?: number;
-}
-
-export interface ReconcileResult {
-  pass: number;
-  tagged: number;
-  unknownSeenOnce: number;
-  adopted: string[];
-  deletedLeaks: string[];
-  /** Leaks Cinder refused to delete: kept sighted, tried again next pass. */
-  undeletableLeaks?: string[];
-  rowsWithoutVolume: number;
-}
 
 /** A `deleting` row untouched this long lost its drain (died or failed): the check retries it. */
 export const STUCK_DELETING_MS = 2 * 60_000;

@@ -14,17 +14,7 @@ import { poolTags } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
 import type { Deps } from '../deps';
 import { exclusive } from '../guard';
-
-export interface CreatePoolVolumeInput {
-  name: string;
-  os: string;
-  type: string;
-  snapshotId: string;
-  volumeType: string;
-  sizeGb: number;
-}
-
-export type AwaitOutcome = 'available' | 'failed' | 'timeout' | 'vanished';
+import type { AwaitOutcome, CreatePoolVolumeInput } from '../../contracts/fill';
 
 export const CREATE_RATE_LIMIT = 'pool-create';
 

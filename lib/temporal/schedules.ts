@@ -13,12 +13,14 @@ import {
   type ScheduleSpec,
 } from '@temporalio/client';
 import type { AppConfig } from '../config/load';
-import { checkPoolStateWorkflow, fillPoolWorkflow } from '../../workflows';
+import { FILL_WORKFLOWS, scheduleIds as idsOf } from '../../contracts/fill';
 
-export function scheduleIds(config: AppConfig) {
-  const p = config.temporal.schedulePrefix;
-  return { fill: `${p}-fill`, check: `${p}-check` };
-}
+/**
+ * The schedule ids of a configuration.
+ * @deprecated use `scheduleIds(config.temporal.schedulePrefix)` from contracts/fill.ts.
+ */
+export const scheduleIds = (config: Pick<AppConfig, 'temporal'>) =>
+  idsOf(config.temporal.schedulePrefix);
 
 /** A scheduled run's timeout: several intervals, at least `minMinutes`. */
 export const runTimeoutMs = (everyMinutes: number, minMinutes: number) =>
@@ -32,7 +34,7 @@ interface Wanted {
 }
 
 function wanted(config: AppConfig): Wanted[] {
-  const ids = scheduleIds(config);
+  const ids = idsOf(config.temporal.schedulePrefix);
   const taskQueue = config.temporal.taskQueue;
   return [
     {
@@ -40,7 +42,7 @@ function wanted(config: AppConfig): Wanted[] {
       spec: { intervals: [{ every: Math.round(config.pool.fillEveryMinutes * 60_000) }] },
       action: {
         type: 'startWorkflow',
-        workflowType: fillPoolWorkflow,
+        workflowType: FILL_WORKFLOWS.fill,
         taskQueue,
         workflowId: ids.fill,
         args: [{ reason: 'schedule' }],
@@ -55,7 +57,7 @@ function wanted(config: AppConfig): Wanted[] {
       spec: { intervals: [{ every: Math.round(config.pool.checkStateEveryMinutes * 60_000) }] },
       action: {
         type: 'startWorkflow',
-        workflowType: checkPoolStateWorkflow,
+        workflowType: FILL_WORKFLOWS.check,
         taskQueue,
         workflowId: ids.check,
         args: [],

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { poolLevels } from '../../lib/pool-state/levels';
 import { demandTarget } from '../../lib/pool-state/demand';
 import { interleave } from '../../workflows/fill';
-import type { CreateOrder } from '../../activities/fill/plan';
+import type { CreateOrder } from '../../contracts/fill';
 
 describe('poolLevels', () => {
   const targets = [
