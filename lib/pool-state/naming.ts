@@ -29,7 +29,3 @@ export function poolTags(
 ): Record<string, string> {
   return { [TAGS.pool]: prefix, [TAGS.os]: os, [TAGS.type]: type, [TAGS.snapshot]: snapshotId };
 }
-
-export function isPoolTagged(metadata: Record<string, string>, prefix: string): boolean {
-  return metadata[TAGS.pool] === prefix;
-}
