@@ -1,6 +1,6 @@
 /**
- * Records workflow histories for the replay test (test/replay.test.ts): a fill, claims that end
- * as a pool hit, a fallback (pool empty), an existing volume and a data disk, a drain, a check.
+ * Records workflow histories for the replay test (test/unit/replay.test.ts): a fill, claims that
+ * end as a pool hit, a fallback (pool empty), an existing volume and a data disk, a drain, a check.
  * Run against the local stack with the workflow code that is deployed, before changing it:
  *   npx tsx scripts/record-histories.ts
  * Each history lands in test/histories/<name>.json (HISTORY_TAG=x: <x>-<name>.json, beside the

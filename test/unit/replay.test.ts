@@ -1,0 +1,35 @@
+/**
+ * Replay safety: histories recorded from earlier workflow code (test/histories/, made by
+ * scripts/record-histories.ts) replay against today's code without a non-determinism error, so
+ * claims and fills that are running during a deploy finish on the new workers. A change that
+ * would break them must be guarded with patched(). Needs no server: only the workflow bundle.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { workflowBundle } from './workflow-harness';
+
+const DIR = resolve(__dirname, '../histories');
+const files = readdirSync(DIR).filter((f) => f.endsWith('.json'));
+
+describe('recorded histories replay on the current workflow code', () => {
+  test('the recorded histories are there', () => {
+    assert.ok(files.length >= 8, `expected the recorded histories, found ${files.length}`);
+  });
+
+  // One test per history: a failure names the workflow path it breaks.
+  for (const f of files) {
+    const workflowId = f.replace(/\.json$/, '');
+    test(workflowId, async () => {
+      const history = historyFromJSON(JSON.parse(readFileSync(`${DIR}/${f}`, 'utf8')));
+      await Worker.runReplayHistory(
+        { workflowBundle: await workflowBundle(), replayName: 'replay-test' },
+        history,
+        workflowId,
+      );
+    });
+  }
+});
