@@ -1,9 +1,15 @@
 // Lint: typescript-eslint's recommended rules everywhere; workflow code must stay deterministic,
 // so Node built-ins (and anything doing I/O) are forbidden under workflows/ and contracts/ (which workflows import).
+// Contracts are the bottom every other folder imports: they import no project code at all;
+// lib/ imports neither activities nor workflows.
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+const noBuiltins = nodeBuiltins.map((name) => ({
+  name,
+  message: 'Workflows must be deterministic: no Node built-ins.',
+}));
 
 export default tseslint.config(
   { ignores: ['node_modules/', '.stack/', 'coverage/'] },
@@ -23,10 +29,7 @@ export default tseslint.config(
         'error',
         {
           paths: [
-            ...nodeBuiltins.map((name) => ({
-              name,
-              message: 'Workflows must be deterministic: no Node built-ins.',
-            })),
+            ...noBuiltins,
             { name: 'axios', message: 'Workflows do no I/O: call an activity.' },
             { name: 'pg', message: 'Workflows do no I/O: call an activity.' },
           ],
@@ -43,6 +46,51 @@ export default tseslint.config(
               ],
               allowTypeImports: true,
               message: 'Import activities (and clients) as types only.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['contracts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: noBuiltins,
+          patterns: [
+            {
+              group: [
+                '../activities',
+                '../activities/**',
+                '../workflows',
+                '../workflows/**',
+                '../lib/**',
+              ],
+              message: 'Contracts import no project code: move the type into the contract.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['lib/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '../activities',
+                '../activities/**',
+                '../workflows',
+                '../workflows/**',
+              ].flatMap((p) => [p, `../${p}`]),
+              message:
+                'lib/ is below activities and workflows: name a workflow by its type (contracts).',
             },
           ],
         },
