@@ -18,10 +18,13 @@ import { STEP_BUSY } from '../contracts/cinder';
 
 /**
  * Lock sessions per database pool. A session holds its lock for a whole step (seconds of Cinder
- * calls under load), so they come from a pool of their own: with the query pool's 10, a burst of
- * 40 hand-offs left the claims' short local steps waiting seconds for a connection.
+ * calls under load), so they come from a pool of their own, apart from the short queries. The
+ * locks only keep twin attempts from racing (a latency measure): what keeps a pool volume from
+ * two claims is the row's fence (lib/pool-state/handoff.ts). With the query pool's 10, a worker
+ * holds at most 30 PostgreSQL connections, so two workers and the API stay well under the
+ * server's default limit of 100; a step waits for a free session rather than fail.
  */
-const LOCK_SESSIONS = 60;
+export const LOCK_SESSIONS = 20;
 const lockPools = new WeakMap<Db, Db>();
 
 function lockPool(db: Db): Db {
@@ -32,6 +35,7 @@ function lockPool(db: Db): Db {
         ...db.options,
         max: LOCK_SESSIONS,
         idleTimeoutMillis: 5_000,
+        connectionTimeoutMillis: 60_000,
         // Idle sessions never keep a stopping worker alive.
         allowExitOnIdle: true,
       }),

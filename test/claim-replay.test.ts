@@ -63,8 +63,8 @@ describe('claim replay under load (real stack)', () => {
       90_000,
       500,
     );
-    const { events = [] } = await handle.fetchHistory();
-    const types = events.map((e) => e.eventType);
+    const { events } = await handle.fetchHistory();
+    const types = (events ?? []).map((e) => e.eventType);
     const marker = types.indexOf(EventType.EVENT_TYPE_MARKER_RECORDED);
     const completedBefore = types
       .slice(0, marker)

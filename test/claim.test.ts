@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from '../api/server';
 import { connectClient } from '../lib/temporal/connect';
-import { ensureSchedules, scheduleIds } from '../lib/temporal/schedules';
+import { ensureSchedules } from '../lib/temporal/schedules';
+import { scheduleIds } from '../contracts/fill';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { CinderClient } from '../lib/cinder';
@@ -69,7 +70,7 @@ before(async () => {
 after(async () => {
   await app.close();
   await worker.stop();
-  for (const id of Object.values(scheduleIds(config)))
+  for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
     await client.schedule
       .getHandle(id)
       .delete()
@@ -111,7 +112,7 @@ const rows = () => new PoolRepository(db).listAll();
  * so a scheduled run could otherwise fill alongside it). Pauses the schedule meanwhile when asked.
  */
 async function quietFills(pause = false): Promise<void> {
-  const fill = client.schedule.getHandle(scheduleIds(config).fill);
+  const fill = client.schedule.getHandle(scheduleIds(config.temporal.schedulePrefix).fill);
   if (pause) await fill.pause('test needs a quiet pool');
   const q = `WorkflowType = 'fillPoolWorkflow' AND TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running'`;
   await waitFor(
@@ -174,7 +175,9 @@ describe('claims (API + workflow, real stack)', () => {
       60_000,
       500,
     );
-    const d = await client.schedule.getHandle(scheduleIds(config).fill).describe();
+    const d = await client.schedule
+      .getHandle(scheduleIds(config.temporal.schedulePrefix).fill)
+      .describe();
     assert.ok(d.info.recentActions.length >= 1, 'a fill was started by the claim');
     // Seed 9: the handed-out volume is an ordinary tenant volume.
     await tenant('alpha').deleteVolume(body.volumeId);
@@ -244,7 +247,7 @@ describe('claims (API + workflow, real stack)', () => {
         [],
       );
     } finally {
-      await client.schedule.getHandle(scheduleIds(config).fill).unpause();
+      await client.schedule.getHandle(scheduleIds(config.temporal.schedulePrefix).fill).unpause();
     }
   });
 
@@ -352,7 +355,7 @@ describe('claims (API + workflow, real stack)', () => {
     try {
       await acceptRefusedReturnsTheVolume();
     } finally {
-      await client.schedule.getHandle(scheduleIds(config).fill).unpause();
+      await client.schedule.getHandle(scheduleIds(config.temporal.schedulePrefix).fill).unpause();
     }
   });
 

@@ -4,6 +4,7 @@
  */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { CINDER_FAILURES, CONFIG_ERROR } from '../contracts/cinder';
+import { CLAIM_FAILURES } from '../contracts/claim';
 
 /** Errors that repeating cannot fix: bad input, missing things, refused permissions. */
 export const PERMANENT_CINDER_ERRORS: string[] = [
@@ -62,7 +63,7 @@ export const PROFILES = {
       nonRetryableErrorTypes: PERMANENT_CINDER_ERRORS,
     },
   },
-  /** Transfer + accept, or the post-accept rename/untag/extend: a few Cinder calls. */
+  /** A claim's Cinder step: the hand-off (lookup, transfer, accept, rename), or plain creation. */
   claimHandOff: {
     startToCloseTimeout: '2 minutes',
     // Heartbeats between Cinder calls: a crashed worker's step is retried within seconds.
@@ -75,12 +76,15 @@ export const PROFILES = {
       maximumAttempts: 8,
       nonRetryableErrorTypes: [
         ...PERMANENT_CINDER_ERRORS,
-        'AcceptRefused',
-        'PoolVolumeGone',
-        'PoolVolumeUnusable',
-        'TenantOverQuota',
-        'BadClaim',
-        'VolumeFailed',
+        CLAIM_FAILURES.acceptRefused,
+        CLAIM_FAILURES.poolVolumeGone,
+        CLAIM_FAILURES.poolVolumeUnusable,
+        CLAIM_FAILURES.reservationLost,
+        CLAIM_FAILURES.handOffSuperseded,
+        CLAIM_FAILURES.tenantOverQuota,
+        CLAIM_FAILURES.poolOverQuota,
+        CLAIM_FAILURES.badClaim,
+        CLAIM_FAILURES.volumeFailed,
       ],
     },
   },
@@ -140,9 +144,9 @@ export const LOCAL_PROFILES = {
     },
   },
   /**
-   * A pool hit's hand-off (transfer, accept, rename, settle) inside the claim's first workflow
-   * task: no round trip through the server. A worker crash re-runs it from attempt 1 (its result
-   * was never recorded); deliverPoolVolume tells that from a first start by the row's count.
+   * A pool hit's hand-off (transfer, accept, rename, delivered) inside the claim's first workflow
+   * task: no round trip through the server. A re-run (a retry, a worker crash, a workflow task
+   * that timed out) takes the row under a new epoch and resumes from the row's state.
    */
   claimHandOff: {
     startToCloseTimeout: PROFILES.claimHandOff.startToCloseTimeout,

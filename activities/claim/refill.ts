@@ -9,7 +9,7 @@
  */
 import { log } from '@temporalio/activity';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import { scheduleIds } from '../../lib/temporal/schedules';
+import { scheduleIds } from '../../contracts/fill';
 import type { Deps } from '../deps';
 
 /** A refill is requested once claims were quiet this long… */
@@ -27,7 +27,7 @@ export function refillRequester({ config, temporal }: Pick<Deps, 'config' | 'tem
   async function request(): Promise<void> {
     if (!temporal) return;
     try {
-      const fill = temporal.schedule.getHandle(scheduleIds(config).fill);
+      const fill = temporal.schedule.getHandle(scheduleIds(config.temporal.schedulePrefix).fill);
       // trigger() runs even a paused schedule: an operator's pause must stop refills too.
       if ((await fill.describe()).state.paused) return;
       await fill.trigger(ScheduleOverlapPolicy.BUFFER_ONE);

@@ -22,6 +22,9 @@ import { workflowRunning } from '../../lib/temporal/workflows';
 import { CinderError } from '../../lib/cinder';
 import { deleteOrFlag, removePoolVolume } from './volumes';
 import { deletePoolVolume } from '../cinder/volumes';
+import { HandOffRows } from '../../lib/pool-state/handoff';
+import { claimContext } from '../claim/context';
+import { rowSettler } from '../claim/compensate';
 
 /** A `deleting` row untouched this long lost its drain (died or failed): the check retries it. */
 export const STUCK_DELETING_MS = 2 * 60_000;
@@ -49,37 +52,27 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     return new Map(list.map((v) => [v.id, v]));
   }
 
+  const handOffRows = new HandOffRows(db);
+  const settleHeldRow = rowSettler(deps, claimContext(deps));
+
   const removeRow = (rowId: number, volume: Volume | undefined) =>
     removePoolVolume(cinder, repo, rowId, volume);
 
   /**
    * A claim that ended without finishing (terminated, or failed after its retries) leaves its row
-   * reserved. Once the claim workflow is no longer running: a volume still ours and available goes
-   * back to the pool; one the tenant already has, or that is gone, loses its row.
+   * reserved. Once the claim workflow is no longer running, the row is taken under a new epoch
+   * and settled by the same decision as a compensation: back to the pool if the volume is
+   * available there, else quarantined (a volume outside the pool's project is left alone).
    */
-  async function recoverOrphanedReservation(
-    row: PoolVolume,
-    volumes: Map<string, Volume>,
-  ): Promise<boolean> {
+  async function recoverOrphanedReservation(row: PoolVolume): Promise<boolean> {
     if (!temporal || !row.reservedBy || !row.reservedAt) return false;
     if (Date.now() - row.reservedAt.getTime() < ORPHANED_RESERVATION_MS) return false;
     if (await workflowRunning(temporal, row.reservedBy)) return false;
-    const v = row.volumeId
-      ? (volumes.get(row.volumeId) ?? (await cinder.findVolume(row.volumeId)))
-      : null;
-    if (v && v.status === 'awaiting-transfer') {
-      for (const t of await cinder.listTransfers({ volumeId: v.id }))
-        await cinder.deleteTransfer(t.id);
-      v.status = 'available';
-    }
-    if (v && v.projectId !== undefined && v.projectId !== (await cinder.projectId())) {
-      await repo.delete(row.id); // handed over: the tenant's volume now
-    } else if (v && v.status === 'available') {
-      await repo.release(row.id, row.reservedBy);
-    } else {
-      if (v) await deletePoolVolume(cinder, v).catch(() => undefined);
-      await repo.delete(row.id);
-    }
+    const held = await handOffRows.take(row.id, row.reservedBy);
+    if (!held) return false; // settled meanwhile
+    if (!row.volumeId) {
+      await handOffRows.remove(held.fence, held.state);
+    } else if ((await settleHeldRow(held, row.volumeId, null)) === 'lost') return false;
     log.warn(`recovered the reservation of ${row.volumeId} left by ${row.reservedBy}`);
     return true;
   }
@@ -106,7 +99,7 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     result: CheckResult,
   ): Promise<void> {
     if (row.status === 'reserved') {
-      if (await recoverOrphanedReservation(row, volumes)) result.releasedOrphans++;
+      if (await recoverOrphanedReservation(row)) result.releasedOrphans++;
       return;
     }
     if (row.status === 'deleting' || row.status === 'flagged') return; // the backlog's

@@ -15,13 +15,6 @@ import {
 import type { AppConfig } from '../config/load';
 import { FILL_WORKFLOWS, scheduleIds as idsOf } from '../../contracts/fill';
 
-/**
- * The schedule ids of a configuration.
- * @deprecated use `scheduleIds(config.temporal.schedulePrefix)` from contracts/fill.ts.
- */
-export const scheduleIds = (config: Pick<AppConfig, 'temporal'>) =>
-  idsOf(config.temporal.schedulePrefix);
-
 /** A scheduled run's timeout: several intervals, at least `minMinutes`. */
 export const runTimeoutMs = (everyMinutes: number, minMinutes: number) =>
   Math.round(Math.max(minMinutes, 6 * everyMinutes) * 60_000);
