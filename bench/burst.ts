@@ -5,6 +5,11 @@
  * create + polling until available. Prints throughput and p99 ratios, how many fill runs the
  * burst started, and checks from Cinder itself that every claim got the right volume. Then the
  * same with two worker processes on the task queue. Needs the stack (`npm run stack:up`).
+ *
+ * At scale: `BENCH_BURST=1000 BENCH_WORKERS=2 BENCH_RESTART=1 BENCH_PEERS=0 npm run bench:burst`
+ * kills one worker (SIGKILL) once half the claims are answered and starts another; a claim the
+ * API answers 202 is polled (GET) until it ends, as a caller would. Prints every claim answered
+ * or not, claims left running (stuck), and the peak of PostgreSQL connections against its limit.
  */
 import assert from 'node:assert/strict';
 import { loadConfig, type AppConfig } from '../lib/config/load';
@@ -24,6 +29,10 @@ import { temporal } from '@temporalio/proto';
 import { startFloor } from './floor';
 
 const N = Number(process.env.BENCH_BURST ?? 60);
+/** Kill one worker once half the claims are answered, and start another. */
+const RESTART = process.env.BENCH_RESTART === '1';
+/** Measure the bare and floor peers (off for scale runs: their figure is the 60-claim one). */
+const PEERS = process.env.BENCH_PEERS !== '0';
 const OS = ['Debian8 64bit', 'Debian9 64bit'];
 const TENANTS = Object.values(TENANT_PROJECTS);
 const TYPE = 'sas';
@@ -108,11 +117,62 @@ async function startWorkers(
     500,
   );
   return {
+    /** SIGKILL the first worker and start a new one in its place. */
+    async restartOne() {
+      const [victim] = children.splice(0, 1);
+      if (!victim) return;
+      victim.kill('SIGKILL');
+      await exited(victim);
+      children.push(spawnWorker(env));
+    },
     async stop() {
       for (const c of children) c.kill('SIGTERM');
       await Promise.all(children.map((c) => exited(c)));
     },
   };
+}
+
+/** Samples PostgreSQL's open connections until stopped; the peak and the server's limit. */
+function connectionWatch(db: Db) {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const { rows } = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = $1',
+        ['client backend'],
+      );
+      peak = Math.max(peak, rows[0]?.n ?? 0);
+      await sleep(200);
+    }
+  })();
+  return {
+    async stop(): Promise<{ peak: number; limit: number }> {
+      running = false;
+      await loop;
+      const { rows } = await db.query<{ max_connections: string }>('SHOW max_connections');
+      return { peak, limit: Number(rows[0]?.max_connections) };
+    },
+  };
+}
+
+/** A caller's view: POST, and while the answer is 202, GET until the claim has ended. */
+async function claimThroughApi(
+  api: ReturnType<typeof buildApi>,
+  headers: Record<string, string>,
+  body: { requestId: string },
+): Promise<{ volumeId: string; outcome: string }> {
+  const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+  if (res.statusCode === 201) return res.json();
+  if (res.statusCode !== 202) throw new Error(`${body.requestId}: ${res.statusCode} ${res.body}`);
+  for (;;) {
+    await sleep(1000);
+    const got = await api.inject({ method: 'GET', url: `/v1/claims/${body.requestId}`, headers });
+    const r = got.json() as { status?: string; volumeId?: string; outcome?: string };
+    if (r.status === 'completed') return r as { volumeId: string; outcome: string };
+    if (got.statusCode !== 200 || (r.status !== 'running' && r.status !== undefined))
+      throw new Error(`${body.requestId}: ${got.statusCode} ${got.body}`);
+  }
 }
 
 /**
@@ -169,21 +229,57 @@ async function run(workers: number): Promise<void> {
       volumeType: TYPE,
     }));
     const burstAt = new Date();
+    const connections = connectionWatch(db);
     const started = performance.now();
-    const claimed: Claimed[] = await Promise.all(
-      requests.map(async (body) => {
+    let answered = 0;
+    let restarted: Promise<void> | null = null;
+    const settled = await Promise.allSettled(
+      requests.map(async (body): Promise<Claimed> => {
         const t = performance.now();
-        const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+        const r = await claimThroughApi(api, headers, body);
         const ms = performance.now() - t;
-        if (res.statusCode !== 201)
-          throw new Error(`${body.requestId}: ${res.statusCode} ${res.body}`);
-        const r = res.json() as { volumeId: string; outcome: string };
+        if (++answered === Math.floor(N / 2) && RESTART) {
+          console.log(`${answered} claims answered: SIGKILL one worker, start another`);
+          restarted = fleet.restartOne();
+        }
         return { ...body, volumeId: r.volumeId, outcome: r.outcome, ms };
       }),
     );
     const claimWall = performance.now() - started;
+    await restarted;
+    const { peak, limit } = await connections.stop();
+    const failed = settled.filter((r) => r.status === 'rejected');
+    for (const f of failed.slice(0, 5))
+      console.log(`  not answered: ${(f as PromiseRejectedResult).reason}`);
+    const claimed: Claimed[] = settled
+      .filter((r): r is PromiseFulfilledResult<Claimed> => r.status === 'fulfilled')
+      .map((r) => r.value);
     const hits = claimed.filter((c) => c.outcome === 'pool').length;
+    const stuck = await stillRunning(client, config);
+    console.log(
+      `answered ${claimed.length} of ${N} claims (${failed.length} failed), ` +
+        `${stuck} claim workflow(s) still running 60 s after the last answer (stuck)`,
+    );
+    console.log(
+      `PostgreSQL connections: peak ${peak} of max_connections ${limit} ` +
+        `(${workers} worker process(es) + the API + the bench)`,
+    );
+    assert.equal(failed.length, 0, 'every claim answered');
+    assert.equal(stuck, 0, 'no claim stuck');
+    assert.ok(peak < limit, 'under the connection limit');
 
+    const claimMs = claimed.map((c) => c.ms);
+    console.log(
+      `claims: ${N} in ${(claimWall / 1000).toFixed(2)} s = ${((N * 1000) / claimWall).toFixed(1)}/s ` +
+        `(${hits} pool, ${N - hits} created), ${describe(claimMs)}`,
+    );
+    if (!PEERS) {
+      await checkInvariants(config, cinder, db, claimed);
+      console.log(
+        'invariants hold: right project, name and image; none twice; none awaiting-transfer; rows = tagged volumes',
+      );
+      return;
+    }
     // The same mix as bare Cinder sequences, all at once.
     const bare = await bareBurst(config, cinder, hits, N - hits);
     // The same, each sequence also looking its name up as a claim must (idempotency).
@@ -191,11 +287,6 @@ async function run(workers: number): Promise<void> {
     // And Temporal's own share: N workflows of the claim's shape with no work, all at once.
     const floorWall = await floorBurst(client, config, tag);
 
-    const claimMs = claimed.map((c) => c.ms);
-    console.log(
-      `claims: ${N} in ${(claimWall / 1000).toFixed(2)} s = ${((N * 1000) / claimWall).toFixed(1)}/s ` +
-        `(${hits} pool, ${N - hits} created), ${describe(claimMs)}`,
-    );
     const byOutcome = (o: string) => claimed.filter((c) => c.outcome === o).map((c) => c.ms);
     console.log(
       `  pool hits ${describe(byOutcome('pool'))}; created ${describe(byOutcome('created'))}`,
@@ -350,6 +441,17 @@ async function checkInvariants(
     180_000,
     1000,
   );
+}
+
+/** Claim workflows on the bench's task queue still running a minute after the burst. */
+async function stillRunning(client: Client, config: AppConfig): Promise<number> {
+  const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running' AND WorkflowType = 'claimVolumeWorkflow'`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const { count } = await client.workflow.count(query);
+    if (count === 0 || Date.now() > deadline) return count;
+    await sleep(2000);
+  }
 }
 
 /** Fill runs the schedule started since `since` (refill requests; its interval is hours). */

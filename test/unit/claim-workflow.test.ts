@@ -5,16 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import {
-  bundleWorkflowCode,
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundle,
-} from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundle } from '@temporalio/worker';
 import { ApplicationFailure, WithStartWorkflowOperation } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import { claimVolumeWorkflow } from '../../workflows';
@@ -25,59 +17,34 @@ import {
   type ClaimResult,
 } from '../../contracts/claim';
 import { ensureSearchAttributes } from '../../lib/temporal/search-attributes';
-
-const TEMPORAL = process.env.TEMPORAL_BIN ?? resolve(__dirname, '../../.stack/venv/bin/temporal');
+import { localTemporal, mockActivities, workflowBundle, type Calls } from './workflow-harness';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundle;
 
 before(async () => {
-  if (!existsSync(TEMPORAL))
-    throw new Error(
-      `no temporal binary at ${TEMPORAL}: run npm run stack:up (or set TEMPORAL_BIN)`,
-    );
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  env = await TestWorkflowEnvironment.createLocal({
-    server: { executable: { type: 'existing-path', path: TEMPORAL }, ip: '127.0.0.1' },
-  });
+  env = await localTemporal();
   await ensureSearchAttributes(env.client, 'default');
-  bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
+  bundle = await workflowBundle();
 });
 after(async () => {
   await env?.teardown();
 });
 
-type Calls = { name: string; input: unknown }[];
-
-/** Activities that answer as a test wants; every call is recorded. */
-function mocks(over: Partial<Record<keyof Activities, (input: never) => unknown>>, calls: Calls) {
-  const fail = (name: string) => () => {
-    throw ApplicationFailure.nonRetryable(`unexpected call of ${name}`, 'Unexpected');
-  };
-  const names: (keyof Activities)[] = [
-    'reserveForClaim',
-    'reservePoolVolume',
-    'deliverPoolVolume',
-    'returnToPool',
-    'createTenantVolume',
-    'awaitTenantVolume',
-    'releaseClaimName',
-    'extendTenantVolume',
-    'resolveImages',
-  ];
-  return Object.fromEntries(
-    names.map((name) => [
-      name,
-      async (input: never) => {
-        calls.push({ name, input });
-        return (over[name] ?? fail(name))(input);
-      },
-    ]),
-  );
-}
+/** The claim's activities answering as a test wants; any other call fails the claim. */
+const CLAIM_ACTIVITIES: (keyof Activities)[] = [
+  'reserveForClaim',
+  'reservePoolVolume',
+  'deliverPoolVolume',
+  'returnToPool',
+  'createTenantVolume',
+  'awaitTenantVolume',
+  'releaseClaimName',
+  'extendTenantVolume',
+  'resolveImages',
+];
+const mocks = (answers: Parameters<typeof mockActivities>[1], calls: Calls) =>
+  mockActivities(CLAIM_ACTIVITIES, answers, calls);
 
 const IMAGE = { snapshotId: 'snap-1', volumeType: 'sas', sizeGb: 1 };
 const RESERVED = { rowId: 7, volumeId: 'vol-pool', sizeGb: 1, snapshotId: 'snap-1' };
