@@ -2,7 +2,10 @@
  * The fenced hand-off against the real stack (Temporal, PostgreSQL, Cinder behind the fault
  * proxy), with the project's own activities in a mocked activity context. Each test replays a
  * sequence in which an attempt acts on a pool row that is not its own any more, and counts the
- * Cinder mutations that attempt makes through the proxy.
+ * Cinder mutations that attempt makes through the proxy. (The defect sequences 1, 2, 3 and 5,
+ * run against the code before the fence, fail there: a compensation answering `accepted` for
+ * another claim's volume, a re-run deleting another claim's transfer, an accepted volume
+ * quarantined into an orphan, an `existing` answer counted as a pool hit.)
  */
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +25,7 @@ import type { ClaimTarget, Compensation, Delivery, ReservedVolume } from '../con
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { admin, config as stackConfig, tenant, unique } from './support/env';
 import { FaultProxy } from './support/fault-proxy';
+import { waitVolumeStatus } from './support/cinder';
 import { poolEnv, startWorker, testConfig, wipePool, type RunningWorker } from './support/pool';
 
 const ALPHA = TENANT_PROJECTS.alpha;
@@ -117,19 +121,26 @@ describe('fenced hand-off (real stack + fault proxy)', () => {
     // A's compensation releases the row; its result is "lost" (the worker died before it was
     // recorded), so it will run again.
     assert.equal(await compensate(a, ra), 'released');
-    // C reserves the same row (oldest first) and is delivered its volume.
+    // C reserves the same row (oldest first); its hand-off has accepted, not yet renamed.
     const c = target('c');
     const rc = await reserve(c);
     assert.equal(rc.rowId, ra.rowId, 'C got the row A released');
-    const delivered = await deliver(c, rc);
-    assert.equal(delivered.existing, false);
+    const heldByC = await rows.take(rc.rowId, c.claimId, true);
+    assert.ok(heldByC);
+    const transfer = await admin.createTransfer(rc.volumeId, 'C in flight');
+    assert.ok(await rows.advance(heldByC.fence, 'transferring', 'transferring', transfer.id));
+    await tenant('alpha').acceptTransfer(transfer.id, transfer.authKey);
     // A's compensation runs again: the row is not A's, so nothing is done and nothing claimed.
     const from = proxy.seen.length;
     assert.equal(await compensate(a, ra), 'lost');
     assert.deepEqual(mutations(from), [], 'no Cinder mutation from a compensation without its row');
+    // C's hand-off resumes (a re-run) and finishes: the volume is C's, under C's name.
+    const delivered = await deliver(c, rc);
+    assert.deepEqual([delivered.existing, delivered.volumeId], [false, rc.volumeId]);
     const v = await admin.getVolume(rc.volumeId);
-    assert.equal(v.name, c.name, "C's volume keeps C's name");
+    assert.equal(v.name, c.name, "C's volume has C's name");
     assert.equal(v.projectId, ALPHA);
+    assert.equal(await repo.get(rc.rowId), null, 'delivered');
     await tenant('alpha').deleteVolume(v.id);
   });
 
@@ -137,6 +148,7 @@ describe('fenced hand-off (real stack + fault proxy)', () => {
     const a = target('a2');
     // The name exists already in A's project: A's hand-off answers `existing` and gives the row back.
     const own = await tenant('alpha').createVolume({ name: a.name, size: 1, volumeType: 'sas' });
+    await waitVolumeStatus(admin, own.id, 'available');
     const ra = await reserve(a);
     const first = await deliver(a, ra);
     assert.deepEqual([first.existing, first.volumeId], [true, own.id]);
@@ -266,6 +278,7 @@ describe('fenced hand-off (real stack + fault proxy)', () => {
     // The name exists already: `existing`, the row given back, no demand.
     const a = target('a6');
     const own = await tenant('alpha').createVolume({ name: a.name, size: 1, volumeType: 'sas' });
+    await waitVolumeStatus(admin, own.id, 'available');
     const ra = await reserve(a);
     assert.equal((await deliver(a, ra)).existing, true);
     assert.deepEqual(await demandOf(a.claimId), []);
