@@ -1,7 +1,9 @@
 /** The pool repository against the real PostgreSQL of the stack. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDb, migrate, type Db } from '../lib/pool-state/db';
+import pg from 'pg';
+import { createDb, migrate, STATEMENT_TIMEOUT_MS, type Db } from '../lib/pool-state/db';
+import { LOCK_SESSIONS } from '../activities/guard';
 import { HandOffRows } from '../lib/pool-state/handoff';
 import { OsImageRepository, PoolRepository } from '../lib/pool-state/repository';
 import { config, unique } from './support/env';
@@ -99,6 +101,44 @@ describe('pool repository (real PostgreSQL)', () => {
     assert.equal(again?.id, r.id);
     assert.equal(await repo.delete(r.id), true);
     assert.equal(await repo.get(r.id), null);
+  });
+
+  test('the fence survives a PostgreSQL session loss that releases every advisory lock', async () => {
+    const os = unique('os');
+    await stock(os, 1);
+    const r = await repo.reserve(type, os, 'survivor');
+    assert.ok(r);
+    // The first attempt's sessions are its own, as a worker's are.
+    const session = new pg.Pool({
+      connectionString: config.databaseUrl,
+      application_name: 'fence-a',
+    });
+    session.on('error', () => undefined);
+    const first = await new HandOffRows(session).take(r.id, 'survivor', true);
+    assert.ok(first);
+    // Its sessions are cut (as a server restart does): an advisory lock it held would be gone.
+    await db.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fence-a'`,
+    );
+    await session.end().catch(() => undefined);
+    const rows = new HandOffRows(db);
+    const second = await rows.take(r.id, 'survivor');
+    assert.ok(second);
+    // The first attempt's fence is over all the same: the state is in the row, not the session.
+    assert.equal(await rows.advance(first.fence, 'transferring', 'accepted'), false);
+    assert.equal(await rows.advance(second.fence, 'transferring', 'reserved', null), true);
+  });
+
+  test('every session is bounded, and two workers with the API stay under the connection limit', async () => {
+    const { rows } = await db.query<{ statement_timeout: string }>('SHOW statement_timeout');
+    assert.equal(rows[0]?.statement_timeout, `${STATEMENT_TIMEOUT_MS / 1000}s`);
+    const limit = Number(
+      (await db.query<{ max_connections: string }>('SHOW max_connections')).rows[0]
+        ?.max_connections,
+    );
+    const perWorker = 10 + LOCK_SESSIONS; // the query pool and the lock sessions
+    const api = 10;
+    assert.ok(2 * perWorker + api < limit, `2 × ${perWorker} + ${api} connections vs ${limit}`);
   });
 
   test('only stock of the requested snapshot is reserved; counts tell current from stale', async () => {
