@@ -2,10 +2,11 @@
  * What the claim's steps share: the admin and tenant clients of the current attempt, the name
  * lookup, transfers, and the one loop that waits for a volume's status.
  */
-import { ApplicationFailure, heartbeat, log, sleep } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import { CinderError, type CinderClient, type Volume } from '../../lib/cinder';
 import { CLAIM_FAILURES, type ClaimTarget } from '../../contracts/claim';
 import { cinderForAttempt } from '../guard';
+import { pollVolume } from '../cinder/poll';
 import type { Deps } from '../deps';
 
 export const nonRetryable = (type: string, message: string) =>
@@ -62,9 +63,8 @@ export function claimContext({ config, cinder }: Pick<Deps, 'config' | 'cinder'>
   }
 
   /**
-   * Polls a volume (heartbeating) until it reaches one of `want`, fails (`VolumeFailed`) or the
-   * deadline passes (`VolumeTimeout`). While the project's shared list says it is still
-   * creating, no GET of its own is made.
+   * Waits (heartbeating) until the volume reaches one of `want`, fails (`VolumeFailed`) or the
+   * deadline passes (`VolumeTimeout`).
    */
   async function waitStatus(
     client: CinderClient,
@@ -73,35 +73,33 @@ export function claimContext({ config, cinder }: Pick<Deps, 'config' | 'cinder'>
     timeoutMs: number,
   ): Promise<Volume> {
     const deadline = Date.now() + timeoutMs;
-    const pollMs = Math.min(1000, config.pool.pollIntervalSeconds * 1000);
-    const stillCreating = client.creatingWatch(id, pollMs);
     const seconds = Math.round(timeoutMs / 1000);
     const timedOut = (message: string) => nonRetryable(CLAIM_FAILURES.volumeTimeout, message);
-    for (;;) {
-      if (Date.now() <= deadline && (await stillCreating())) {
-        heartbeat('creating');
-        await sleep(pollMs);
-        continue;
-      }
-      let v: Volume;
-      try {
-        v = await client.getVolume(id);
-      } catch (err) {
-        // Past the deadline, Cinder not answering ends the wait too (a retry would start over).
-        if (Date.now() > deadline && !(err instanceof CinderError && err.status === 404))
-          throw timedOut(
-            `volume ${id} not confirmed available within ${seconds} s: ${(err as Error).message}`,
-          );
-        throw err;
-      }
-      if (want.includes(v.status)) return v;
-      if (v.status.startsWith('error'))
-        throw nonRetryable(CLAIM_FAILURES.volumeFailed, `volume ${id} went to ${v.status}`);
-      if (Date.now() > deadline)
-        throw timedOut(`volume ${id} still ${v.status} after ${seconds} s`);
-      heartbeat(v.status);
-      await sleep(pollMs);
-    }
+    return pollVolume(client, id, {
+      pollMs: Math.min(1000, config.pool.pollIntervalSeconds * 1000),
+      creatingUntil: () => deadline,
+      look: async () => {
+        try {
+          return await client.getVolume(id);
+        } catch (err) {
+          // Past the deadline, Cinder not answering ends the wait too (a retry would start over).
+          if (Date.now() > deadline && !(err instanceof CinderError && err.status === 404))
+            throw timedOut(
+              `volume ${id} not confirmed available within ${seconds} s: ${(err as Error).message}`,
+            );
+          throw err;
+        }
+      },
+      decide: (v) => {
+        if (!v) return undefined; // (getVolume throws on a missing volume)
+        if (want.includes(v.status)) return v;
+        if (v.status.startsWith('error'))
+          throw nonRetryable(CLAIM_FAILURES.volumeFailed, `volume ${id} went to ${v.status}`);
+        if (Date.now() > deadline)
+          throw timedOut(`volume ${id} still ${v.status} after ${seconds} s`);
+        return undefined;
+      },
+    });
   }
 
   return { config, admin, tenant, findTenantVolume, inTenant, dropPendingTransfers, waitStatus };

@@ -9,6 +9,7 @@
 import { Context, heartbeat, log, sleep } from '@temporalio/activity';
 import { CinderError, type CinderClient, type Volume } from '../../lib/cinder';
 import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
+import { pollVolume } from '../cinder/poll';
 import { PoolRepository } from '../../lib/pool-state/repository';
 import { poolTags } from '../../lib/pool-state/naming';
 import { failpoint } from '../../lib/failpoints';
@@ -147,43 +148,42 @@ export function poolVolumeActivities({
     volumeId: string;
   }): Promise<AwaitOutcome> {
     const timeoutMs = config.pool.creatingTimeoutMinutes * 60_000;
-    const pollMs = config.pool.pollIntervalSeconds * 1000;
-    const stillCreating = cinder.creatingWatch(input.volumeId, pollMs);
-    for (;;) {
-      const row = await repo.get(input.rowId);
-      if (!row) return 'vanished'; // removed meanwhile (drain, status check)
-      if (row.status !== 'creating') return row.status === 'available' ? 'available' : 'vanished';
-      const overdue = Date.now() - row.createdAt.getTime() > timeoutMs;
-      // Still creating, by the pool project's shared list: no GET of its own this time.
-      if (!overdue && (await stillCreating())) {
-        await sleepWithHeartbeat(pollMs);
-        if (Context.current().cancellationSignal.aborted) throw new Error('cancelled');
-        continue;
-      }
-      const v = await cinder.findVolume(input.volumeId);
-      if (!v) {
-        await repo.delete(input.rowId);
-        return 'vanished';
-      }
-      if (v.status === 'available') {
-        await repo.markAvailable(input.rowId);
-        return 'available';
-      }
-      if (v.status !== 'creating' && v.status !== 'downloading') {
-        log.warn(`pool volume ${v.id} (${v.name}) is ${v.status}: deleting it`);
-        await destroy(input.rowId, v.id);
-        return 'failed';
-      }
-      if (overdue) {
-        log.warn(
-          `pool volume ${v.id} (${v.name}) still creating after ${config.pool.creatingTimeoutMinutes} min: deleting it`,
-        );
-        await destroy(input.rowId, v.id);
-        return 'timeout';
-      }
-      await sleepWithHeartbeat(pollMs);
-      if (Context.current().cancellationSignal.aborted) throw new Error('cancelled');
-    }
+    let createdAt = 0;
+    const overdue = () => Date.now() - createdAt > timeoutMs;
+    return pollVolume<AwaitOutcome>(cinder, input.volumeId, {
+      pollMs: config.pool.pollIntervalSeconds * 1000,
+      creatingUntil: () => createdAt + timeoutMs,
+      before: async () => {
+        const row = await repo.get(input.rowId);
+        if (!row) return 'vanished'; // removed meanwhile (drain, status check)
+        if (row.status !== 'creating') return row.status === 'available' ? 'available' : 'vanished';
+        createdAt = row.createdAt.getTime();
+        return undefined;
+      },
+      decide: async (v) => {
+        if (!v) {
+          await repo.delete(input.rowId);
+          return 'vanished';
+        }
+        if (v.status === 'available') {
+          await repo.markAvailable(input.rowId);
+          return 'available';
+        }
+        if (v.status !== 'creating' && v.status !== 'downloading') {
+          log.warn(`pool volume ${v.id} (${v.name}) is ${v.status}: deleting it`);
+          await destroy(input.rowId, v.id);
+          return 'failed';
+        }
+        if (overdue()) {
+          log.warn(
+            `pool volume ${v.id} (${v.name}) still creating after ${config.pool.creatingTimeoutMinutes} min: deleting it`,
+          );
+          await destroy(input.rowId, v.id);
+          return 'timeout';
+        }
+        return undefined;
+      },
+    });
   }
 
   /**
