@@ -19,6 +19,13 @@ TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 # Search attributes the claim workflow makes searchable in the Web UI.
 TEMPORAL_SEARCH_ATTRIBUTES=(PoolProject=Keyword PoolOs=Keyword PoolVolumeType=Keyword PoolOutcome=Keyword PoolKind=Keyword)
+# Dynamic config of the dev server. Worker Versioning itself needs no flag (Server 1.32 has
+# system.enableDeploymentVersions on by default), but its limits are per namespace and outlive
+# runs in the SQLite file: every test's task queue is a Worker Deployment of its own (testConfig
+# in test/support/pool.ts). Past matching.maxDeployments (default 100) the server ignores a new
+# deployment's pollers and its workers never get a task. (A deployment at its 100 versions drops
+# the oldest one without pollers by itself: a version per commit needs no raise.)
+TEMPORAL_DYNAMIC_CONFIG=(matching.maxDeployments=100000)
 
 CINDER_PORT="${CINDER_PORT:-8776}"
 CINDER_DB_NAME="${CINDER_DB_NAME:-warmpool_cinder}"
@@ -142,24 +149,38 @@ start_temporal() {
     return
   fi
   say "Temporal dev server on 127.0.0.1:$TEMPORAL_PORT (Web UI http://127.0.0.1:$TEMPORAL_UI_PORT)"
+  if pid_alive temporal; then warn_stale_temporal_flags; fi
   if ! pid_alive temporal && temporal_healthy "127.0.0.1:$TEMPORAL_PORT"; then
     say "  a Temporal server already answers there; using it"
     ensure_search_attributes "127.0.0.1:$TEMPORAL_PORT"
     return
   fi
   mkdir -p "$STACK_DIR/temporal"
-  local sa_flags=()
+  local sa_flags=() dc_flags=()
   for sa in "${TEMPORAL_SEARCH_ATTRIBUTES[@]}"; do sa_flags+=(--search-attribute "$sa"); done
+  for dc in "${TEMPORAL_DYNAMIC_CONFIG[@]}"; do dc_flags+=(--dynamic-config-value "$dc"); done
   # WAL: the dev server's SQLite commits without rewriting its journal on every write, which
   # took ~5 ms off each claim here (bench:claim); it stays durable across a server crash.
   start_daemon temporal "$TEMPORAL_CMD" server start-dev \
     --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
     --namespace "$TEMPORAL_NAMESPACE" --db-filename "$STACK_DIR/temporal/temporal.db" \
     --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
-    --log-level warn "${sa_flags[@]}"
+    --log-level warn "${sa_flags[@]}" "${dc_flags[@]}"
   wait_for "Temporal" 120 temporal_healthy "127.0.0.1:$TEMPORAL_PORT" ||
     die "Temporal did not become healthy; see $LOG_DIR/temporal.log"
   ensure_search_attributes "127.0.0.1:$TEMPORAL_PORT"
+}
+
+# A dev server started by an older version of this script keeps its flags until it restarts.
+warn_stale_temporal_flags() {
+  local cmdline dc
+  cmdline=$(tr '\0' ' ' <"/proc/$(cat "$RUN_DIR/temporal.pid")/cmdline" 2>/dev/null) || return 0
+  for dc in "${TEMPORAL_DYNAMIC_CONFIG[@]}"; do
+    if ! grep -qF -- "--dynamic-config-value $dc" <<<"$cmdline"; then
+      say "  WARNING: the running Temporal server lacks --dynamic-config-value $dc;"
+      say "  run scripts/stack.sh restart-temporal while no test runs (history is kept)"
+    fi
+  done
 }
 
 ensure_search_attributes() {

@@ -3,9 +3,11 @@
  * (POOL__<SECTION>__<KEY>, or the well-known variables such as DATABASE_URL), validated and typed.
  * Any bad key fails fast with a message naming the section, key and offending value.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parse as parseIni } from 'ini';
-import { KEYS, type ConfigKey, type KeySpec } from './schema';
+import { KEYS, deploymentName, type ConfigKey, type KeySpec } from './schema';
 import { parseSnapshotNameRule, type SnapshotNameRule } from './snapshot-name-rule';
 import { cloudValues, CloudsYamlError, type CloudValues } from './clouds';
 
@@ -88,6 +90,17 @@ export interface AppConfig {
     workerMetricsAddress?: string;
     /** OTLP/HTTP collector for traces; undefined: no tracing. */
     otlpEndpoint?: string;
+    /** The worker's Worker Deployment (docs/upgrading.md). */
+    deploymentName: string;
+    /**
+     * The worker's build id; undefined: none configured and no git checkout to derive it from
+     * (only the worker needs it, and refuses to start without: lib/temporal/versioning.ts).
+     */
+    buildId?: string;
+    /** The worker makes its own version current when it starts (local stack, tests). */
+    setCurrentOnStart: boolean;
+    /** Workflows cached between workflow tasks; undefined: the SDK's default; 0: none. */
+    maxCachedWorkflows?: number;
   };
   databaseUrl: string;
   api: {
@@ -210,6 +223,43 @@ function checkKnownKeys(ini: Record<string, Record<string, unknown>>): void {
     throw new ConfigError(`unknown configuration key(s): ${unknown.join(', ')}`);
 }
 
+const ROOT = resolve(__dirname, '../..');
+let derivedBuildId: string | null | undefined;
+
+/**
+ * The build id of this checkout, once per process: `<package version>+<git commit>`. Null
+ * without git (an image built without WARMPOOL_BUILD_ID). Uncommitted changes do not change it.
+ */
+function buildIdOfCheckout(): string | null {
+  if (derivedBuildId === undefined) {
+    try {
+      const { version } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
+        version: string;
+      };
+      const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+      derivedBuildId = /^[0-9a-f]{4,40}$/.test(commit) ? `${version}+${commit}` : null;
+    } catch {
+      derivedBuildId = null;
+    }
+  }
+  return derivedBuildId;
+}
+
+/** The deployment: as configured, or the task queue's name, which must then fit the rule. */
+function deploymentOf(v: Values): string {
+  if (v.deploymentName) return v.deploymentName;
+  const fromQueue = deploymentName.safeParse(v.taskQueue);
+  if (!fromQueue.success)
+    throw new ConfigError(
+      `[temporal] deployment_name is not set and the task queue's name ${JSON.stringify(v.taskQueue)} cannot be one (${fromQueue.error.issues[0]?.message}): set deployment_name`,
+    );
+  return fromQueue.data;
+}
+
 /** A pair's cap: backup_nums_max (never below the floor), or 3 × the floor. */
 const capOf = (v: Values, floor: number) => Math.max(floor, v.numsMax ?? 3 * floor);
 
@@ -327,6 +377,10 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       manageSchedules: v.manageSchedules,
       workerMetricsAddress: v.workerMetricsAddress,
       otlpEndpoint: v.otlpEndpoint,
+      deploymentName: deploymentOf(v),
+      buildId: v.buildId ?? buildIdOfCheckout() ?? undefined,
+      setCurrentOnStart: v.setCurrentOnStart,
+      maxCachedWorkflows: v.maxCachedWorkflows,
     },
     databaseUrl: v.databaseUrl,
     api: {

@@ -36,6 +36,16 @@ const hostPort = z
   .string()
   .trim()
   .regex(/^[\w.-]+:\d{1,5}$/, 'expected host:port');
+const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+/** A Worker Deployment's name: Temporal joins it to the build id with a dot, so it has none. */
+export const deploymentName = z
+  .string()
+  .trim()
+  .regex(/^[\w-]{1,200}$/, 'expected letters, digits, - and _ (no dot)');
+const buildId = z
+  .string()
+  .trim()
+  .regex(/^[\w.+-]{1,200}$/, 'expected letters, digits, ., +, - and _');
 
 /** One key: its INI section and name, extra accepted names, default, and value schema. */
 export interface KeySpec {
@@ -304,6 +314,51 @@ export const KEYS = {
     key: 'manage_schedules',
     schema: z.enum(['true', 'false']).transform((v) => v === 'true'),
     default: 'true',
+  },
+  /**
+   * Worker Versioning (docs/upgrading.md): the worker polls as one version of a Worker
+   * Deployment, and every workflow stays pinned to the version it started on. Empty: the task
+   * queue's name. Temporal writes a version as `<deployment>.<build id>`, so no dot here.
+   */
+  deploymentName: {
+    section: 'temporal',
+    key: 'deployment_name',
+    schema: z.preprocess((v) => (v === '' ? undefined : v), deploymentName.optional()),
+  },
+  /**
+   * The worker's build: one id per build of the code. Empty: WARMPOOL_BUILD_ID (set when the
+   * image is built), else `<package version>+<git commit>` of this checkout.
+   */
+  buildId: {
+    section: 'temporal',
+    key: 'build_id',
+    schema: z.preprocess((v) => (v === '' ? undefined : v), buildId.optional()),
+    env: ['WARMPOOL_BUILD_ID'],
+  },
+  /**
+   * A starting worker makes its own version the deployment's current one, so that it gets the
+   * new workflows. For the local stack, the tests and development; in production the upgrade
+   * step does it (`temporal worker deployment set-current-version`).
+   */
+  setCurrentOnStart: {
+    section: 'temporal',
+    key: 'set_current_on_start',
+    schema: bool,
+    default: 'false',
+  },
+  /**
+   * Workflows the worker keeps in memory between workflow tasks; empty: the SDK's default.
+   * 0: none, every activation replays the workflow's history (`npm run test:nocache`).
+   */
+  maxCachedWorkflows: {
+    section: 'temporal',
+    key: 'max_cached_workflows',
+    schema: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      int(0, 1_000_000)
+        .pipe(z.number().refine((n) => n !== 1, 'expected 0 (no cache) or at least 2'))
+        .optional(),
+    ),
   },
   /** Where the worker serves its Prometheus metrics (SDK + pool); empty: not served. */
   workerMetricsAddress: {

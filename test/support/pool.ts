@@ -15,6 +15,7 @@ import { createActivities } from '../../activities';
 import { createLogger } from '../../lib/log';
 import { createDb, type Db } from '../../lib/pool-state/db';
 import { connectClient } from '../../lib/temporal/connect';
+import { deploymentOptions, setCurrentVersion } from '../../lib/temporal/versioning';
 import { TAGS } from '../../lib/pool-state/naming';
 import type { PoolVolume } from '../../lib/pool-state/repository';
 import assert from 'node:assert/strict';
@@ -22,13 +23,20 @@ import { admin, config as stackConfig, unique, waitFor } from './env';
 
 export const STACK_DIR = process.env.STACK_DIR ?? resolve(__dirname, '../../.stack');
 
-/** The configuration a test's worker runs with: the stack's, plus these POOL__… overrides. */
+/**
+ * The configuration a test's worker runs with: the stack's, plus these POOL__… overrides. Its
+ * own task queue, and with it its own Worker Deployment (deployment_name defaults to the queue's
+ * name), which its workers make current themselves (config/pool.ini: set_current_on_start): no
+ * test's deploy moves another test's workflows. One build id for the whole test process, also
+ * for the workers it spawns, even if a commit lands meanwhile.
+ */
 export function testConfig(overrides: Record<string, string | number>): {
   config: AppConfig;
   env: NodeJS.ProcessEnv;
 } {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...(stackConfig.temporal.buildId && { POOL__TEMPORAL__BUILD_ID: stackConfig.temporal.buildId }),
     POOL__TEMPORAL__TASK_QUEUE: unique('tq'),
     POOL__TEMPORAL__SCHEDULE_PREFIX: unique('sched'),
     POOL__TEMPORAL__MANAGE_SCHEDULES: 'false',
@@ -133,27 +141,50 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** A worker in this process with the given configuration (its own task queue). */
+type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * A worker in this process with the given configuration (its own task queue), versioned like
+ * `npm run worker`; with set_current_on_start, returned once its version is current. `activities`:
+ * a test's wrapper around the real ones.
+ */
 export async function startWorker(
   config: AppConfig,
   db: Db,
-  extra: { temporal?: Client; cinder?: CinderClient } = {},
+  extra: {
+    temporal?: Client;
+    cinder?: CinderClient;
+    activities?: (real: Activities) => Activities;
+  } = {},
 ): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const activities = createActivities({
+    config,
+    cinder: extra.cinder ?? cinderFromConfig(config),
+    db,
+    log: createLogger('test-worker', 'silent'),
+    temporal: extra.temporal,
+  });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: createActivities({
-      config,
-      cinder: extra.cinder ?? cinderFromConfig(config),
-      db,
-      log: createLogger('test-worker', 'silent'),
-      temporal: extra.temporal,
-    }),
+    activities: extra.activities ? extra.activities(activities) : activities,
+    maxCachedWorkflows: config.temporal.maxCachedWorkflows,
+    workerDeploymentOptions: deploymentOptions(config),
   });
   const running = worker.run();
+  if (config.temporal.setCurrentOnStart) {
+    try {
+      await setCurrentVersion(connection.workflowService, config, { timeoutMs: 30_000 });
+    } catch (err) {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      throw err;
+    }
+  }
   return {
     async stop() {
       worker.shutdown();
@@ -163,7 +194,10 @@ export async function startWorker(
   };
 }
 
-/** A worker as a separate process (`npm run worker`), for crash tests: SIGKILL is real. */
+/**
+ * A worker as a separate process (`npm run worker`), for crash tests: SIGKILL is real. It makes
+ * its version current itself, shortly after it polls: a workflow started before waits for it.
+ */
 export function spawnWorker(env: NodeJS.ProcessEnv): ChildProcess & { output: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
     env: { LOG_LEVEL: 'warn', ...env },
