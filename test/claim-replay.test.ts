@@ -70,7 +70,7 @@ describe('claim replay under load (real stack)', () => {
       .slice(0, marker)
       .filter((t) => t === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).length;
     assert.ok(
-      completedBefore >= 1,
+      completedBefore >= 2,
       'the reservation outlived a workflow task: its marker is in a later task than its start',
     );
     slow.kill('SIGKILL');

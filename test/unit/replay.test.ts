@@ -1,8 +1,10 @@
 /**
- * Replay safety: histories recorded from earlier workflow code (test/histories/, made by
- * scripts/record-histories.ts) replay against today's code without a non-determinism error, so
- * claims and fills that are running during a deploy finish on the new workers. A change that
- * would break them must be guarded with patched(). Needs no server: only the workflow bundle.
+ * Replay safety: histories recorded from the workflow code (test/histories/, made by
+ * scripts/record-histories.ts, some under load: a reservation that outlived its workflow task,
+ * claims of a burst) replay without a non-determinism error. A workflow is replayed far more
+ * often than at a deploy: after a worker restart, a cache eviction, a query of a workflow not in
+ * the cache. (Across deploys, running workflows are pinned to their build: docs/upgrading.md.)
+ * Needs no server: only the workflow bundle.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
