@@ -35,10 +35,11 @@ import {
   type Delivery,
 } from '../contracts/claim';
 import { LOCAL_PROFILES, PROFILES } from './profiles';
-import { failureReason } from './failures';
+import { failureReason, failureType } from './failures';
 
 const call = proxyActivities<Activities>(PROFILES.cinderCall);
 const handoff = proxyActivities<Activities>(PROFILES.claimHandOff);
+const finish = proxyActivities<Activities>(PROFILES.claimFinish);
 const extend = proxyActivities<Activities>(PROFILES.tenantExtend);
 const localDb = proxyLocalActivities<Activities>(LOCAL_PROFILES.database);
 const localNames = proxyLocalActivities<Activities>(LOCAL_PROFILES.claimNameLock);
@@ -181,13 +182,18 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   try {
     return { delivery: await localHandoff.deliverPoolVolume({ target, reserved }) };
   } catch (err) {
+    // Another run of this hand-off (a re-run of a timed-out task) took the row: it goes on
+    // from where that one got, taking the row anew, or finds what it did.
+    if (failureType(err) === CLAIM_FAILURES.handOffSuperseded) {
+      return { delivery: await finish.deliverPoolVolume({ target, reserved }) };
+    }
     status.fallbackReason = `hand-off failed: ${failureReason(err)}`;
     run.step('compensate');
     if ((await call.returnToPool({ target, reserved })) !== 'accepted') return { image };
     status.fallbackReason = null;
     run.step('finish');
     // The row is `accepted` now: the hand-off resumes there (rename, delivered).
-    return { delivery: await handoff.deliverPoolVolume({ target, reserved }) };
+    return { delivery: await finish.deliverPoolVolume({ target, reserved }) };
   }
 }
 

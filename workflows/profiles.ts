@@ -89,6 +89,22 @@ export const PROFILES = {
     },
   },
   /**
+   * Finishing an accepted hand-off (rename, delivered): the volume is the tenant's already, so
+   * it is never given up: retried until the claim's bound, a superseded attempt included (the
+   * retry takes the row anew at `accepted`).
+   */
+  claimFinish: {
+    startToCloseTimeout: '2 minutes',
+    scheduleToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      nonRetryableErrorTypes: [...PERMANENT_CINDER_ERRORS, CLAIM_FAILURES.reservationLost],
+    },
+  },
+  /**
    * Taking the (project, name) lock of a claim: retried every few seconds while another claim
    * for the same name runs (NameBusy); bounded by the longest a claim may take.
    */

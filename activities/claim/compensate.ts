@@ -42,6 +42,12 @@ export function rowSettler({ db, cinder }: Pick<Deps, 'db' | 'cinder'>, ctx: Cla
     if (v && tenantProjectId && v.projectId === tenantProjectId)
       return (await rows.advance(f, state, 'accepted')) ? 'accepted' : 'lost';
     const inPool = v && (v.projectId === undefined || v.projectId === pool);
+    if (v && !inPool && state === 'accepted' && v.projectId) {
+      // Accepted by a claim that ended before renaming it (tenant unknown here): the tenant's
+      // volume all the same, never quarantined. Delivered as it is.
+      log.warn(`pool volume ${volumeId} was accepted into ${v.projectId}: delivered unrenamed`);
+      return (await rows.deliver(f, v.projectId)) ? 'accepted' : 'lost';
+    }
     if (v && inPool && v.status === 'available')
       return (await rows.release(f, state)) ? 'released' : 'lost';
     if (!(await rows.remove(f, state))) return 'lost';

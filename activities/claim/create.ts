@@ -51,6 +51,7 @@ export function plainCreationActivities(
           made = ours(await admin().listVolumes({ name: t.name }));
         const [keep, ...extra] = made;
         if (!keep) return { volumeId: await createOne(t, image) };
+        await recordMiss(t); // (again: a crash may have come between the create and the record)
         for (const dup of extra) {
           log.warn(`deleting duplicate volume ${dup.id} of claim ${t.claimId}`);
           await deletePoolVolume(admin(), dup);
@@ -81,7 +82,13 @@ export function plainCreationActivities(
       volumeType: image?.volumeType ?? t.volumeType,
       description: createdByClaim(t.claimId),
     });
-    // A system disk the pool did not serve: demand all the same (a miss).
+    await recordMiss(t);
+    failpoint('claim.after-plain-create');
+    return created.id;
+  }
+
+  /** A system disk the pool did not serve: demand all the same (a miss; once per claim). */
+  async function recordMiss(t: ClaimTarget): Promise<void> {
     if (t.os)
       await demand.record({
         claimId: t.claimId,
@@ -90,8 +97,6 @@ export function plainCreationActivities(
         projectId: t.projectId,
         hit: false,
       });
-    failpoint('claim.after-plain-create');
-    return created.id;
   }
 
   /**

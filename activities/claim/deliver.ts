@@ -29,6 +29,7 @@ import {
   type ReservedVolume,
 } from '../../contracts/claim';
 import type { Deps } from '../deps';
+import { withHeartbeats } from '../guard';
 import { nonRetryable, transferName, type ClaimContext } from './context';
 import type { RefillRequester } from './refill';
 
@@ -59,7 +60,11 @@ export function deliverActivities(
   }): Promise<Delivery> {
     const { target: t, reserved } = input;
     const held = await rows.take(reserved.rowId, t.claimId, true);
-    const delivery = held ? await handOff(t, reserved, held) : await afterLostRow(t, reserved);
+    // Heartbeats (for the normal-activity run after a compensation): a slow hand-off is not
+    // taken for a dead one.
+    const delivery = await withHeartbeats(() =>
+      held ? handOff(t, reserved, held) : afterLostRow(t, reserved),
+    );
     const growing = !delivery.existing && mustGrow(t.sizeGb, delivery.sizeGb);
     if (!growing) await releaseClaimName(t);
     failpoint('claim.after-settle');
@@ -106,8 +111,15 @@ export function deliverActivities(
     if (made.status === 'rejected') throw made.reason;
     const transfer = made.value;
     failpoint('claim.after-transfer-create');
-    if (!(await rows.advance(f, 'transferring', 'transferring', transfer.id)))
+    if (!(await rows.advance(f, 'transferring', 'transferring', transfer.id))) {
+      // The one mutation after a lost fence: this attempt's own transfer, never recorded, which
+      // only it could accept (the auth key is here). Left, it would block the volume.
+      await ctx
+        .admin()
+        .deleteTransfer(transfer.id)
+        .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
       throw superseded(hand);
+    }
     try {
       await ctx.tenant(t).acceptTransfer(transfer.id, transfer.authKey);
     } catch (err) {

@@ -99,7 +99,12 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     result: CheckResult,
   ): Promise<void> {
     if (row.status === 'reserved') {
-      if (await recoverOrphanedReservation(row)) result.releasedOrphans++;
+      // One row's trouble (a Cinder error on a transfer) does not end the whole pass.
+      const recovered = await recoverOrphanedReservation(row).catch((err: Error) => {
+        log.warn(`recovering the reservation of ${row.volumeId} failed: ${err.message}`);
+        return false;
+      });
+      if (recovered) result.releasedOrphans++;
       return;
     }
     if (row.status === 'deleting' || row.status === 'flagged') return; // the backlog's
