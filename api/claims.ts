@@ -190,9 +190,34 @@ async function deliveredWithin(
         throw new BodyMismatch(start.args[0].requestId);
       throw new ClaimFailed(cause?.message ?? err.message);
     }
-    throw asTemporalDown(err);
+    const down = asTemporalDown(err);
+    if (down instanceof TemporalDown) throw down;
+    // The update was lost, not the claim: its workflow task failed or timed out (a worker died
+    // on it, or took too long), and the claim goes on with the next task. Its result answers.
+    return await resultWithin(temporal, start.workflowId, waitMs - (Date.now() - began), stop);
   } finally {
     stop.abort(); // no update poll outlives the request
+  }
+}
+
+/** The claim's result if it ends within `ms` ({} while it runs on); its failure is thrown. */
+async function resultWithin(
+  temporal: Client,
+  workflowId: string,
+  ms: number,
+  stop: AbortController,
+): Promise<{ result?: ClaimResult }> {
+  const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(workflowId);
+  // Aborted with the request (no long poll outlives it); the race below reports its failure.
+  const ended = temporal.withAbortSignal(stop.signal, () => handle.result());
+  ended.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, ms))));
+  try {
+    const result = await Promise.race([ended, late]);
+    return result ? { result } : {};
+  } finally {
+    clearTimeout(timer);
   }
 }
 
