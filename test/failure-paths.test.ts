@@ -675,9 +675,10 @@ describe('failure paths (real stack + fault proxy)', () => {
     const got = await Promise.all(
       Array.from({ length: 12 }, () => repo.reserve('sas', 'Debian8 64bit', claimId)),
     );
-    // Never two rows (the unique index); an attempt that raced its twin may see none.
-    const ids = new Set(got.filter((r) => r).map((r) => r?.id));
-    assert.equal(ids.size, 1, `reserved ${[...ids].join(', ')}`);
+    // One row, and every attempt sees it: twins are serialized, none falls back for nothing.
+    const ids = new Set(got.map((r) => r?.id ?? null));
+    assert.deepEqual([...ids].length, 1, `reserved ${[...ids].join(', ')}`);
+    assert.ok(!ids.has(null), 'an attempt saw no row while its twin held one');
     const held = (await repo.listAll()).filter((r) => r.reservedBy === claimId);
     assert.equal(held.length, 1);
     assert.ok(await releaseHeld(db, held[0]?.id as number, claimId));

@@ -220,37 +220,13 @@ export class PoolRepository {
     claimId: string,
     snapshotId?: string,
   ): Promise<PoolVolume | null> {
-    // The row this claim already holds, else a fresh one, in one statement. Two concurrent
-    // attempts of one claim both see "nothing held"; the unique index on reserved_by lets only
-    // one take a row, and the other reads that row back.
-    try {
-      const { rows } = await this.db.query(
-        `WITH held AS (
-           SELECT ${POOL_COLUMNS} FROM pool_volumes WHERE reserved_by = $3 LIMIT 1
-         ), taken AS (
-           UPDATE pool_volumes
-              SET status = 'reserved', reserved_by = $3, reserved_at = now(), updated_at = now(),
-                  handoff_state = 'reserved', transfer_id = NULL
-            WHERE NOT EXISTS (SELECT 1 FROM held)
-              AND id = (
-                SELECT id FROM pool_volumes
-                 WHERE type = $1 AND os = $2 AND status = 'available' AND volume_id IS NOT NULL
-                   AND ($4::text IS NULL OR snapshot_id = $4)
-                 ORDER BY created_at, id
-                 FOR UPDATE SKIP LOCKED
-                 LIMIT 1)
-              AND status = 'available'
-           RETURNING ${POOL_COLUMNS}
-         )
-         SELECT * FROM held UNION ALL SELECT * FROM taken`,
-        [type, os, claimId, snapshotId ?? null],
-      );
-      // Empty may mean a twin holds the only free row (skipped while locked): look again.
-      return rows[0] ? toPoolVolume(rows[0]) : await this.heldBy(claimId);
-    } catch (err) {
-      if ((err as { code?: string }).code !== '23505') throw err;
-      return this.heldBy(claimId);
-    }
+    // The row this claim already holds, else a fresh one, with the claim's twin attempts
+    // serialized (migration 1764200000001_reserve-serialized): a twin finds its twin's row.
+    const { rows } = await this.db.query(
+      `SELECT ${POOL_COLUMNS} FROM reserve_pool_volume($1, $2, $3, $4)`,
+      [type, os, claimId, snapshotId ?? null],
+    );
+    return rows[0] ? toPoolVolume(rows[0]) : null;
   }
 
   async heldBy(claimId: string): Promise<PoolVolume | null> {
