@@ -4,6 +4,7 @@
  * and never wait on each other.
  */
 import type pg from 'pg';
+import type { ResolvedImage } from '../../contracts/fill';
 
 export type PoolStatus = 'creating' | 'available' | 'reserved' | 'deleting' | 'flagged';
 
@@ -31,14 +32,8 @@ export interface PoolVolume {
   lastError: string | null;
 }
 
-export interface OsImage {
-  os: string;
-  type: string;
-  snapshotId: string;
-  snapshotName: string;
-  version: string;
-  volumeType: string;
-  sizeGb: number;
+/** An OS table row: the resolved image, and when sync-os or a fill recorded it. */
+export interface OsImage extends ResolvedImage {
   syncedAt: Date;
 }
 
