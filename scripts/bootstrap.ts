@@ -47,12 +47,20 @@ export async function bootstrap(
     }
   }
 
-  await cinder.updateQuota(adminProject, ADMIN_QUOTA);
+  // Never below what a project holds already (Cinder refuses that): a stack that ran benches.
+  const atLeastUsed = async (project: string, quota: Record<string, number>) => {
+    const usage = await cinder.getQuotaUsage(project);
+    const limits = Object.fromEntries(
+      Object.entries(quota).map(([k, v]) => [k, Math.max(v, usage[k]?.inUse ?? 0)]),
+    );
+    await cinder.updateQuota(project, limits);
+  };
+  await atLeastUsed(adminProject, ADMIN_QUOTA);
   // The noauth stack's fixed tenant ids, or a Keystone cloud's (the stack passes them).
   const tenants = process.env.BOOTSTRAP_TENANT_PROJECTS?.split(',').filter(Boolean) ?? [
     ...Object.values(TENANT_PROJECTS),
   ];
-  for (const id of tenants) await cinder.updateQuota(id, TENANT_QUOTA);
+  for (const id of tenants) await atLeastUsed(id, TENANT_QUOTA);
   log(
     `  quotas set: admin ${JSON.stringify(ADMIN_QUOTA)}, tenants ${JSON.stringify(TENANT_QUOTA)}`,
   );
