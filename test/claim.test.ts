@@ -331,6 +331,8 @@ describe('claims (API + workflow, real stack)', () => {
   });
 
   test('plain creation that ends in error: the broken volume is deleted and the claim fails clearly', async () => {
+    // An empty pool that stays empty: an earlier test's refill must not stock it meanwhile.
+    await quietFills(true);
     await wipePool(db);
     setCreateDelay(4);
     try {
@@ -354,6 +356,7 @@ describe('claims (API + workflow, real stack)', () => {
       );
     } finally {
       setCreateDelay(0);
+      await client.schedule.getHandle(scheduleIds(config.temporal.schedulePrefix).fill).unpause();
     }
   });
 
