@@ -6,6 +6,9 @@ import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+/** What contracts/ and lib/ must not import: the floors above them (relative to the file). */
+const upperFloors = ['../activities', '../activities/**', '../workflows', '../workflows/**'];
+
 const noBuiltins = nodeBuiltins.map((name) => ({
   name,
   message: 'Workflows must be deterministic: no Node built-ins.',
@@ -61,13 +64,7 @@ export default tseslint.config(
           paths: noBuiltins,
           patterns: [
             {
-              group: [
-                '../activities',
-                '../activities/**',
-                '../workflows',
-                '../workflows/**',
-                '../lib/**',
-              ],
+              group: [...upperFloors, '../lib/**'],
               message: 'Contracts import no project code: move the type into the contract.',
             },
           ],
@@ -83,12 +80,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: [
-                '../activities',
-                '../activities/**',
-                '../workflows',
-                '../workflows/**',
-              ].flatMap((p) => [p, `../${p}`]),
+              group: upperFloors.flatMap((p) => [p, `../${p}`]),
               message:
                 'lib/ is below activities and workflows: name a workflow by its type (contracts).',
             },

@@ -40,6 +40,13 @@ export function claimContext({ config, cinder }: Pick<Deps, 'config' | 'cinder'>
     return v && v.projectId === t.projectId ? v : null;
   }
 
+  /** Deletes one transfer this attempt made; a failure is only logged (its caller moves on). */
+  async function dropTransfer(id: string): Promise<void> {
+    await admin()
+      .deleteTransfer(id)
+      .catch((e: Error) => log.warn(`could not delete transfer ${id}: ${e.message}`));
+  }
+
   /**
    * Deletes a volume's pending transfers (their auth keys died with the attempts that made
    * them). `licence` is asked after the listing, right before the deletes: false (the fence was
@@ -102,5 +109,14 @@ export function claimContext({ config, cinder }: Pick<Deps, 'config' | 'cinder'>
     });
   }
 
-  return { config, admin, tenant, findTenantVolume, inTenant, dropPendingTransfers, waitStatus };
+  return {
+    config,
+    admin,
+    tenant,
+    findTenantVolume,
+    inTenant,
+    dropTransfer,
+    dropPendingTransfers,
+    waitStatus,
+  };
 }

@@ -115,9 +115,7 @@ export function plainCreationActivities(
         await tenant(t).acceptTransfer(transfer.id, transfer.authKey);
       } catch (err) {
         if (await ctx.inTenant(t, volumeId).catch(() => null)) return; // took effect after all
-        await admin()
-          .deleteTransfer(transfer.id)
-          .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
+        await ctx.dropTransfer(transfer.id);
         if (err instanceof CinderOverLimit || refusedForGood(err)) {
           const v = await admin().findVolume(volumeId);
           if (v && v.description === createdByClaim(t.claimId))

@@ -114,10 +114,7 @@ export function deliverActivities(
     if (!(await rows.advance(f, 'transferring', 'transferring', transfer.id))) {
       // The one mutation after a lost fence: this attempt's own transfer, never recorded, which
       // only it could accept (the auth key is here). Left, it would block the volume.
-      await ctx
-        .admin()
-        .deleteTransfer(transfer.id)
-        .catch((e: Error) => log.warn(`could not delete transfer ${transfer.id}: ${e.message}`));
+      await ctx.dropTransfer(transfer.id);
       throw superseded(hand);
     }
     try {
