@@ -3,16 +3,19 @@
  * plain creations, and two peers in the same run: the bare Cinder calls a pool hit needs
  * (transfer + accept + rename), and Temporal's floor (the claim's workflow shape with no work in
  * it, ./floor). Claims run one after another so each measures the path, not the queue. Needs
- * the stack.
+ * the stack. BENCH_AUTH=keystone compares pool hits in Keystone mode with noauth ones instead
+ * (keystoneVsNoauth below).
  */
-import { loadConfig } from '../lib/config/load';
-import { cinderFromConfig } from '../lib/cinder';
+import { readFileSync } from 'node:fs';
+import { loadConfig, type AppConfig } from '../lib/config/load';
+import { cinderFromConfig, type CinderClient } from '../lib/cinder';
 import { createDb } from '../lib/pool-state/db';
 import { connectClient } from '../lib/temporal/connect';
 import { buildApi } from '../api/server';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
-import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
+import { STACK_DIR, setCreateDelay, startWorker, wipePool } from '../test/support/pool';
+import { FaultProxy } from '../test/support/fault-proxy';
 import { startFloor } from './floor';
 import { claimWorkflowId } from '../contracts/claim';
 import { tsToMs } from '@temporalio/common/lib/time';
@@ -233,7 +236,150 @@ async function main(): Promise<void> {
   await db.end();
 }
 
-main().catch((err) => {
+/** One auth mode's worker, API and tenant, for keystoneVsNoauth. */
+interface Mode {
+  name: 'noauth' | 'keystone';
+  config: AppConfig;
+  cinder: CinderClient;
+  api: ReturnType<typeof buildApi>;
+  stop: () => Promise<void>;
+  tenant: string;
+  ms: number[];
+}
+
+/**
+ * BENCH_AUTH=keystone: pool hits in Keystone mode (the stack's real Keystone behind a proxy that
+ * counts token requests, and its keystone-checked Cinder) against noauth pool hits, in
+ * alternating rounds of BENCH_ROUND claims in one run. Each round stocks its own mode's pool and
+ * claims it empty: one mode's stock at a time, since a fill drops the rows of volumes its
+ * identity cannot see.
+ */
+async function keystoneVsNoauth(): Promise<void> {
+  setCreateDelay(0);
+  const tag = `benchks${process.pid}`;
+  const perRound = Number(process.env.BENCH_ROUND ?? 5);
+  const rounds = Math.ceil(N / perRound);
+  const keystone = await FaultProxy.start(`http://127.0.0.1:${process.env.KEYSTONE_PORT ?? 5000}`);
+  const tokenRequests = () => keystone.seen.filter((r) => r === 'POST /v3/auth/tokens').length;
+  const cloud = JSON.parse(readFileSync(`${STACK_DIR}/keystone/cloud.json`, 'utf8')) as {
+    tenants: Record<'tenant-alpha', { projectId: string }>;
+  };
+  const base = loadConfig();
+  const db = createDb(base.databaseUrl, 10);
+  await wipePool(db);
+  const client = await connectClient(base);
+
+  async function mode(
+    name: Mode['name'],
+    env: Record<string, string>,
+    tenant: string,
+  ): Promise<Mode> {
+    const config = loadConfig({
+      env: {
+        ...process.env,
+        ...env,
+        POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: 'sas',
+        POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: 'Debian8 64bit',
+        POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
+        POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(perRound),
+        // Exactly one round's stock: nothing of one mode is left when the other fills.
+        POOL__VOLUMES_BACKUP__DEMAND_TARGETS: 'false',
+        POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
+        POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.2',
+        POOL__VOLUMES__CONCURRENCY: '8',
+        POOL__TEMPORAL__TASK_QUEUE: `${tag}-${name}-tq`,
+        POOL__TEMPORAL__SCHEDULE_PREFIX: `${tag}-${name}`,
+        POOL__API__CLAIM_WAIT_SECOND: '120',
+      },
+    });
+    const cinder = cinderFromConfig(config);
+    const worker = await startWorker(config, db, { cinder, temporal: client });
+    const api = buildApi({ config, db, temporal: client });
+    const stop = async () => {
+      await api.close();
+      await worker.stop();
+    };
+    return { name, config, cinder, api, stop, tenant, ms: [] };
+  }
+
+  const modes: [Mode, Mode] = [
+    await mode('noauth', {}, TENANT_PROJECTS.alpha),
+    await mode(
+      'keystone',
+      {
+        OS_CLIENT_CONFIG_FILE: `${STACK_DIR}/keystone/clouds.yaml`,
+        OS_CLOUD: 'warmpool-stack',
+        OS_AUTH_URL: `http://127.0.0.1:${keystone.port}/v3`,
+      },
+      cloud.tenants['tenant-alpha'].projectId,
+    ),
+  ];
+  const tokens: number[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const m of modes) {
+        const fill = await client.workflow.execute(fillPoolWorkflow, {
+          taskQueue: m.config.temporal.taskQueue,
+          workflowId: `${tag}-${m.name}-fill-${r}`,
+          args: [{}],
+        });
+        if (fill.available < perRound)
+          throw new Error(`${m.name} round ${r}: ${fill.available} stocked`);
+        for (let i = 0; i < perRound; i++) {
+          const requestId = `${tag}-${m.name}-${r}-${i}`;
+          const before = tokenRequests();
+          const t = performance.now();
+          const res = await m.api.inject({
+            method: 'POST',
+            url: '/v1/claims',
+            headers: { authorization: `Bearer ${m.config.api.apiKeys[0]}` },
+            payload: {
+              requestId,
+              projectId: m.tenant,
+              name: requestId,
+              os: 'Debian8 64bit',
+              volumeType: 'sas',
+            },
+          });
+          m.ms.push(performance.now() - t);
+          if (res.statusCode !== 201 || res.json().outcome !== 'pool')
+            throw new Error(`${requestId}: ${res.statusCode} ${res.body}`);
+          if (m.name === 'keystone') tokens.push(tokenRequests() - before);
+        }
+      }
+    }
+    const [noauth, ks] = modes;
+    const p = (ms: number[], q: number) =>
+      [...ms].sort((a, b) => a - b)[
+        Math.min(ms.length - 1, Math.ceil(q * ms.length) - 1)
+      ] as number;
+    const ratio = p(ks.ms, 0.5) / p(noauth.ms, 0.5);
+    console.log(`pool hit, noauth:   ${stats(noauth.ms)}`);
+    console.log(`pool hit, keystone: ${stats(ks.ms)}`);
+    console.log(
+      `keystone / noauth: p50 ${ratio.toFixed(2)}x (target ≤ 1.3x: ${ratio <= 1.3 ? 'met' : 'MISSED'}), ` +
+        `p99 ${(p(ks.ms, 0.99) / p(noauth.ms, 0.99)).toFixed(2)}x; ${rounds} alternating rounds of ${perRound}`,
+    );
+    const rest = tokens.slice(1).reduce((a, b) => a + b, 0);
+    console.log(
+      `Keystone token requests per pool hit: first claim ${tokens[0]}, then ${rest} in ` +
+        `${tokens.length - 1} claims (${(rest / Math.max(1, tokens.length - 1)).toFixed(2)} per claim)`,
+    );
+    for (const m of modes) {
+      const tenant = m.cinder.asProject(m.tenant, TENANT_USER);
+      for (const v of await tenant.listVolumes())
+        if (v.name.startsWith(tag)) await tenant.deleteVolume(v.id).catch(() => undefined);
+    }
+  } finally {
+    for (const m of modes) await m.stop();
+    await keystone.close();
+  }
+  await wipePool(db);
+  await client.connection.close();
+  await db.end();
+}
+
+(process.env.BENCH_AUTH === 'keystone' ? keystoneVsNoauth() : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

@@ -4,10 +4,13 @@
  *   is admin, and the endpoint is `<cinder_url>/<project_id>`.
  * - Keystone v3 password: a project-scoped token, cached and renewed before it expires; the
  *   volumev3 endpoint comes from the token's catalog (or `cinder_url` when given).
- * `forProject` gives the identity of a tenant project (the accept side of a transfer).
+ * `forProject` gives the identity of a tenant project (the accept side of a transfer). In Keystone
+ * mode it shares the token cache of the authenticator it derives from: one cache per process
+ * when the Cinder client is built once (token-cache.ts).
  */
 import axios, { type AxiosInstance } from 'axios';
 import { CinderUnavailable, cinderMessage, errorForStatus } from './errors';
+import { TokenCache, type IssuedToken } from './token-cache';
 
 export interface Session {
   token: string;
@@ -19,8 +22,11 @@ export interface Session {
 
 export interface Authenticator {
   readonly kind: 'noauth' | 'keystone';
-  /** A valid session; `refresh` forces a new token (after a 401). */
-  session(refresh?: boolean): Promise<Session>;
+  /**
+   * A valid session. `rejectedToken`: Cinder answered 401 to this token; a new one is issued
+   * unless the cached token is already another.
+   */
+  session(rejectedToken?: string): Promise<Session>;
   /** The same credentials acting in another project (by id). */
   forProject(projectId: string, userId?: string): Authenticator;
 }
@@ -64,7 +70,7 @@ export interface KeystoneOptions {
   /** Overrides the catalog: `<cinderUrl>/<project_id>`. */
   cinderUrl?: string;
   timeoutMs?: number;
-  /** Renew this long before expiry. */
+  /** Renew this long before expiry (default 5 min, at most a quarter of the token's life). */
   renewBeforeMs?: number;
   now?: () => number;
 }
@@ -76,24 +82,38 @@ interface CatalogEntry {
 
 export class KeystonePasswordAuth implements Authenticator {
   readonly kind = 'keystone' as const;
-  private cached?: { session: Session; expiresAt: number; renewAt: number };
-  private inflight?: Promise<Session>;
-  private readonly http: AxiosInstance;
 
-  constructor(private readonly opts: KeystoneOptions) {
-    this.http = axios.create({ timeout: opts.timeoutMs ?? 30_000, validateStatus: () => true });
+  constructor(
+    private readonly opts: KeystoneOptions,
+    /** Shared with every authenticator derived by forProject. */
+    private readonly tokens = new TokenCache({ renewBeforeMs: opts.renewBeforeMs, now: opts.now }),
+    private readonly http: AxiosInstance = axios.create({
+      timeout: opts.timeoutMs ?? 30_000,
+      validateStatus: () => true,
+    }),
+  ) {}
+
+  session(rejectedToken?: string): Promise<Session> {
+    return this.tokens.session(this.cacheKey(), () => this.issue(), rejectedToken);
   }
 
-  async session(refresh = false): Promise<Session> {
-    const now = (this.opts.now ?? Date.now)();
-    if (!refresh && this.cached && this.cached.renewAt > now) return this.cached.session;
-    // One token request at a time, however many callers are waiting.
-    this.inflight ??= this.issue().finally(() => (this.inflight = undefined));
-    return this.inflight;
-  }
-
+  /**
+   * The pool's credentials scoped to another project. Keystone knows only the pool's user: a
+   * tenant's user id (noauth's second argument) plays no part in the token.
+   */
   forProject(projectId: string): Authenticator {
-    return new KeystonePasswordAuth({ ...this.opts, project: { id: projectId } });
+    return new KeystonePasswordAuth(
+      { ...this.opts, project: { id: projectId } },
+      this.tokens,
+      this.http,
+    );
+  }
+
+  /** Who authenticates for which scope: the token cache's key (never the password). */
+  private cacheKey(): string {
+    const p = this.opts.project;
+    const scope = 'id' in p ? `id ${p.id}` : `name ${p.domain}/${p.name}`;
+    return [this.opts.authUrl, this.opts.userDomain, this.opts.username, scope].join('\n');
   }
 
   private scopeName(): string {
@@ -101,7 +121,7 @@ export class KeystonePasswordAuth implements Authenticator {
     return 'id' in p ? p.id : `${p.name} (domain ${p.domain})`;
   }
 
-  private async issue(): Promise<Session> {
+  private async issue(): Promise<IssuedToken> {
     const url = `${this.opts.authUrl.replace(/\/+$/, '')}/auth/tokens`;
     const scope =
       'id' in this.opts.project
@@ -161,15 +181,11 @@ export class KeystonePasswordAuth implements Authenticator {
     const endpoint = this.opts.cinderUrl
       ? `${this.opts.cinderUrl.replace(/\/+$/, '')}/${projectId}`
       : this.catalogEndpoint(t.catalog ?? []);
-    const session = { token, endpoint, projectId, userId: t.user.id };
-    const expiresAt = Date.parse(t.expires_at);
-    // Renewed ahead of expiry: renewBeforeMs (default 5 min), at most a quarter of the token's
-    // life, so short-lived tokens are not re-issued on every call.
-    const life =
-      expiresAt - (t.issued_at ? Date.parse(t.issued_at) : (this.opts.now ?? Date.now)());
-    const renewBefore = Math.min(this.opts.renewBeforeMs ?? 5 * 60_000, Math.max(0, life / 4));
-    this.cached = { session, expiresAt, renewAt: expiresAt - renewBefore };
-    return session;
+    return {
+      session: { token, endpoint, projectId, userId: t.user.id },
+      expiresAt: Date.parse(t.expires_at),
+      issuedAt: t.issued_at ? Date.parse(t.issued_at) : undefined,
+    };
   }
 
   private catalogEndpoint(catalog: CatalogEntry[]): string {

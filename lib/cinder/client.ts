@@ -535,8 +535,9 @@ export class CinderClient {
     let session = await this.auth.session();
     let res = await this.send(session, method, path, opts);
     if (res.status === 401 && this.auth.kind === 'keystone') {
-      // Revoked or expired early: one fresh token, then give up.
-      session = await this.auth.session(true);
+      // Revoked or expired early: one fresh token (shared with every caller refused the same
+      // token), then give up.
+      session = await this.auth.session(session.token);
       res = await this.send(session, method, path, opts);
     }
     if (res.status >= 200 && res.status < 300) return res.data as T;

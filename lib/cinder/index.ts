@@ -5,9 +5,13 @@ import { CinderClient, type CinderClientOptions } from './client';
 export * from './auth';
 export * from './client';
 export * from './errors';
+export * from './token-cache';
 export * from './types';
 
-/** The admin identity of the configuration: the pool's own project. */
+/**
+ * The admin identity of the configuration: the pool's own project. In Keystone mode it holds the
+ * token cache every tenant identity derived from it shares: build it once per process.
+ */
 export function authFromConfig(config: AppConfig): Authenticator {
   const a = config.auth;
   if (a.strategy === 'noauth') {
