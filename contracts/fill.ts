@@ -111,6 +111,8 @@ export interface CheckResult {
   flagged?: number;
   /** Rows skipped because Cinder did not answer about their volume (never taken as vanished). */
   unreachable?: number;
+  /** Rows of the tables that only grow deleted past their retention (claim_log, claim_demand). */
+  pruned?: { claimLog: number; claimDemand: number };
 }
 
 export interface ReconcileResult {

@@ -166,9 +166,7 @@ export function planFillActivity({ config, db, cinder }: Pick<Deps, 'config' | '
   return async function planFillStep(images: ResolvedImage[]): Promise<FillPlan> {
     const rows = await repo.listAll();
     const targets = await effectiveTargets(config.pool.targets, policy, db);
-    await demand.prune(
-      2 * Math.max(policy.demand.windowMinutes, policy.tenantShare?.windowMinutes ?? 0),
-    );
+    await demand.prune(config.pool.retention.claimDemandMinutes);
     const room = demandRaises(images, targets) ? await quotaRoom() : 0;
     return planFill({ images, rows, targets, quotaRoom: room, now: Date.now() }, config);
   };

@@ -4,7 +4,8 @@
  *   removed, so it is never handed out;
  * - leaks: a pool-tagged volume in the admin project that no row knows is adopted (available,
  *   current image, pool short) or deleted, but only when seen in two consecutive passes;
- * - rows whose volume vanished are removed.
+ * - rows whose volume vanished are removed;
+ * - the status check prunes the tables that only grow (claim_log, claim_demand) to their retention.
  * One volume list per pass (by the pool tag), not one GET per row.
  */
 import { log } from '@temporalio/activity';
@@ -15,6 +16,7 @@ import {
 } from '../../lib/pool-state/repository';
 import { TAGS } from '../../lib/pool-state/naming';
 import { LeakSightings } from '../../lib/pool-state/leaks';
+import { pruneHistory } from '../../lib/pool-state/prune';
 import type { Volume } from '../../lib/cinder';
 import type { Deps } from '../deps';
 import type { CheckResult, ReconcileResult } from '../../contracts/fill';
@@ -90,7 +92,23 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     const volumes = await taggedVolumes();
     await retryDeleteBacklog(result);
     for (const row of await repo.listAll()) await checkRow(row, volumes, result);
+    result.pruned = await pruneTables();
     return result;
+  }
+
+  /**
+   * The tables that only grow are pruned here, on the check's schedule, so that they stay
+   * bounded while the fill (which also prunes claim_demand) is paused.
+   */
+  async function pruneTables(): Promise<CheckResult['pruned']> {
+    const { retention } = config.pool;
+    const pruned = await pruneHistory(db, retention);
+    if (pruned.claimLog || pruned.claimDemand)
+      log.info(
+        `pruned ${pruned.claimLog} claim_log rows older than ${retention.claimLogDays} days and ` +
+          `${pruned.claimDemand} claim_demand rows older than ${retention.claimDemandMinutes} min`,
+      );
+    return pruned;
   }
 
   async function checkRow(

@@ -8,6 +8,7 @@
  */
 import type { PoolPolicy, PoolTarget } from '../config/load';
 import type { Db } from './db';
+import { deleteOlderThan } from './prune';
 
 /** Lead time assumed before the pool has measured any (a fake-backend create is seconds). */
 export const DEFAULT_LEAD_SECONDS = 60;
@@ -111,11 +112,9 @@ export class DemandRepository {
     return rows[0]?.n ?? 0;
   }
 
-  /** Drops what no window looks at any more (called by the fill). */
+  /** Drops what no window looks at any more (the fill; the status check prunes claims too). */
   async prune(keepMinutes: number): Promise<void> {
-    await this.db.query(`DELETE FROM claim_demand WHERE at < now() - make_interval(secs => $1)`, [
-      keepMinutes * 60,
-    ]);
+    await deleteOlderThan(this.db, 'claim_demand', keepMinutes * 60);
     await this.db.query(`DELETE FROM pool_lead_times WHERE at < now() - interval '7 days'`);
   }
 }
