@@ -15,7 +15,7 @@ const noBuiltins = nodeBuiltins.map((name) => ({
 }));
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.stack/', 'coverage/'] },
+  { ignores: ['node_modules/', '.stack/', 'coverage/', 'dist/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -4,17 +4,18 @@ import { createDb } from '../lib/pool-state/db';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from './server';
 import { startTracing, tracingClientInterceptors } from '../lib/temporal/tracing';
+import { connectionOptions } from '../lib/temporal/connect';
+import { checkApiKeys } from '../lib/config/example-keys';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  if (config.api.apiKeys.length === 0)
-    throw new Error('[api] api_keys (or API_KEYS) is empty: nobody could call the API');
+  checkApiKeys(config.api);
   const tracing = config.temporal.otlpEndpoint
     ? startTracing(config.temporal.otlpEndpoint, 'warmpool-api')
     : undefined;
   const db = createDb(config.databaseUrl);
   // Lazy: the API starts (and answers 503) while Temporal is down, and reconnects when it is back.
-  const connection = Connection.lazy({ address: config.temporal.address });
+  const connection = Connection.lazy(connectionOptions(config));
   const temporal = new Client({
     connection,
     namespace: config.temporal.namespace,

@@ -4,13 +4,15 @@
  * Versioned (lib/temporal/versioning.ts): it polls as one build of the Worker Deployment, and the
  * workflows it starts stay on that build (docs/upgrading.md).
  */
+import { resolve } from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { loadConfig, describeConfig } from '../lib/config/load';
 import { cinderFromConfig } from '../lib/cinder';
 import { createDb } from '../lib/pool-state/db';
-import { createLogger } from '../lib/log';
+import { createLogger, maskUrlSecrets } from '../lib/log';
 import { createActivities } from '../activities';
-import { connectClient } from '../lib/temporal/connect';
+import { connectClient, connectionOptions } from '../lib/temporal/connect';
+import { workflowCode } from '../lib/temporal/workflow-bundle';
 import { ensureSchedules } from '../lib/temporal/schedules';
 import { ensureSearchAttributes } from '../lib/temporal/search-attributes';
 import { cinderCallMetrics, installWorkerTelemetry } from '../lib/temporal/telemetry';
@@ -29,7 +31,7 @@ async function main(): Promise<void> {
   const tracing = config.temporal.otlpEndpoint
     ? startTracing(config.temporal.otlpEndpoint, 'warmpool-worker')
     : undefined;
-  if (tracing) log.info(`traces to ${config.temporal.otlpEndpoint}`);
+  if (tracing) log.info(`traces to ${maskUrlSecrets(config.temporal.otlpEndpoint ?? '')}`);
   const db = createDb(config.databaseUrl);
   const cinder = cinderFromConfig(config, {
     log: (e) => {
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
       countCall?.(e);
     },
   });
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(connectionOptions(config));
   const client = await connectClient(config); // schedules, and the refill a claim triggers
   // Before polling: a claim upserting an unknown search attribute would fail on every attempt.
   await ensureSearchAttributes(client, config.temporal.namespace).then(
@@ -45,14 +47,22 @@ async function main(): Promise<void> {
     (err: Error) =>
       log.warn(`could not check/register search attributes (claims need them): ${err.message}`),
   );
+  // dist/ (npm run build): the bundle built with the code; from source: bundled now.
+  const workflows = workflowCode(
+    resolve(__dirname, '..'),
+    require.resolve('../workflows'),
+    !!tracing,
+  );
+  log.info(`workflows: ${workflows.workflowBundle?.codePath ?? 'bundled from the sources'}`);
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
-    workflowsPath: require.resolve('../workflows'),
+    ...workflows,
     activities: createActivities({ config, cinder, db, log, temporal: client }),
-    // Give running activities time to finish a Cinder call on shutdown instead of cancelling it.
-    shutdownGraceTime: '20 seconds',
+    // SIGTERM: running activities (a hand-off's Cinder calls, a creation's wait) finish instead of
+    // being cancelled and retried elsewhere; the SDK's own signal handling starts the shutdown.
+    shutdownGraceTime: config.temporal.shutdownGraceMs,
     // A pool hit's hand-off is a local activity: its workflow task (and its slot) stays open for
     // the hand-off's Cinder calls. More slots than the default 40, so that a burst of hand-offs
     // does not hold back every other workflow task (a fallback's create, a fill's next step).

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { parse } from 'yaml';
+import { parse, YAMLError } from 'yaml';
 import type { ConfigKey } from './schema';
 
 export type CloudValues = Map<ConfigKey, { value: string; from: string }>;
@@ -25,6 +25,16 @@ const AUTH_KEYS: [string, ConfigKey][] = [
 ];
 
 export class CloudsYamlError extends Error {}
+
+/**
+ * Where a YAML error is (line, column, the parser's code), never what is there: yaml's own
+ * message quotes the line, and in clouds.yaml that line may be `password: …`.
+ */
+function whereInFile(err: unknown): string {
+  if (!(err instanceof YAMLError)) return '';
+  const at = err.linePos?.[0];
+  return `${at ? ` at line ${at.line}, column ${at.col}` : ''} (${err.code})`;
+}
 
 export function cloudsYamlFiles(env: NodeJS.ProcessEnv): string[] {
   return [
@@ -48,9 +58,10 @@ export function cloudValues(env: NodeJS.ProcessEnv): CloudValues {
     );
   let doc: { clouds?: Record<string, Record<string, unknown>> };
   try {
-    doc = parse(readFileSync(file, 'utf8')) ?? {};
+    // Warnings would print the offending text: this file holds a password.
+    doc = parse(readFileSync(file, 'utf8'), { logLevel: 'error' }) ?? {};
   } catch (err) {
-    throw new CloudsYamlError(`${file}: not valid YAML: ${(err as Error).message}`);
+    throw new CloudsYamlError(`${file}: not valid YAML${whereInFile(err)}`);
   }
   const cloud = doc.clouds?.[name];
   if (!cloud)

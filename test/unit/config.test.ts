@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../lib/config/load';
+import { tlsOptions } from '../../lib/temporal/connect';
 import { compareVersions, parseSnapshotNameRule } from '../../lib/config/snapshot-name-rule';
 
 const seedIni = readFileSync('config/seed-example.ini', 'utf8');
@@ -291,5 +292,78 @@ describe('OpenStack conventions: clouds.yaml (OS_CLOUD) and OS_* variables', () 
       OS_CLIENT_CONFIG_FILE: join(dir, 'missing.yaml'),
       HOME: dir,
     });
+  });
+});
+
+describe('TLS to Temporal and the API keys’ dev mode', () => {
+  const stackIni = readFileSync('config/pool.ini', 'utf8');
+  const load = (env: Record<string, string>) => loadConfig({ iniText: stackIni, env });
+
+  test('TLS is off by default and on with tls = true or any of its files', () => {
+    assert.equal(load({}).temporal.tls, undefined);
+    assert.deepEqual(load({ POOL__TEMPORAL__TLS: 'true' }).temporal.tls, {
+      caFile: undefined,
+      certFile: undefined,
+      keyFile: undefined,
+      serverName: undefined,
+    });
+    assert.deepEqual(
+      load({
+        POOL__TEMPORAL__TLS_CA_FILE: '/etc/ca.pem',
+        POOL__TEMPORAL__TLS_CERT_FILE: '/etc/c.pem',
+        POOL__TEMPORAL__TLS_KEY_FILE: '/etc/c.key',
+        POOL__TEMPORAL__TLS_SERVER_NAME: 'temporal',
+      }).temporal.tls,
+      {
+        caFile: '/etc/ca.pem',
+        certFile: '/etc/c.pem',
+        keyFile: '/etc/c.key',
+        serverName: 'temporal',
+      },
+    );
+  });
+
+  test('a client certificate without its key (or the other way round) is refused', () => {
+    assert.throws(
+      () => load({ POOL__TEMPORAL__TLS_CERT_FILE: '/etc/c.pem' }),
+      /\[temporal\] tls_cert_file and tls_key_file go together/,
+    );
+    assert.throws(() => load({ POOL__TEMPORAL__TLS_KEY_FILE: '/etc/c.key' }), ConfigError);
+    assert.throws(
+      () => load({ POOL__TEMPORAL__TLS: 'yes' }),
+      /POOL__TEMPORAL__TLS = "yes": Invalid option/,
+    );
+  });
+
+  test('the SDK’s TLS options carry the files’ contents; a missing file names its key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warmpool-tls-'));
+    writeFileSync(join(dir, 'ca.pem'), 'CA');
+    writeFileSync(join(dir, 'c.pem'), 'CERT');
+    writeFileSync(join(dir, 'c.key'), 'KEY');
+    const tls = tlsOptions({
+      caFile: join(dir, 'ca.pem'),
+      certFile: join(dir, 'c.pem'),
+      keyFile: join(dir, 'c.key'),
+      serverName: 'temporal.internal',
+    });
+    assert.equal(tls?.serverNameOverride, 'temporal.internal');
+    assert.equal(tls?.serverRootCACertificate?.toString(), 'CA');
+    assert.equal(tls?.clientCertPair?.crt.toString(), 'CERT');
+    assert.equal(tls?.clientCertPair?.key.toString(), 'KEY');
+    assert.equal(tlsOptions(undefined), undefined);
+    assert.throws(
+      () => tlsOptions({ certFile: join(dir, 'gone.pem'), keyFile: join(dir, 'c.key') }),
+      /\[temporal\] tls_cert_file: cannot read .*gone\.pem/,
+    );
+  });
+
+  test('allow_example_keys: off by default, on in the local stack’s config, off by environment', () => {
+    const noauth = {
+      POOL__AUTH_ARGS__CINDER_URL: 'http://cinder:8776/v3',
+      POOL__AUTH_ARGS__AUTH_PROJECT_ID: '0123456789abcdef0123456789abcdef',
+    };
+    assert.equal(loadConfig({ iniText: '', env: noauth }).api.allowExampleKeys, false);
+    assert.equal(load({}).api.allowExampleKeys, true);
+    assert.equal(load({ POOL__API__ALLOW_EXAMPLE_KEYS: 'false' }).api.allowExampleKeys, false);
   });
 });
