@@ -26,6 +26,7 @@ export interface Service {
   volumes?: string[];
   healthcheck?: Healthcheck;
   depends_on?: string[] | Record<string, { condition: string }>;
+  stop_grace_period?: string;
 }
 
 export interface ComposeFile {

@@ -133,6 +133,17 @@ describe('docker-compose.yml', () => {
     assert.equal(loadConfig({ file: 'config/pool.ini', env: {} }).api.host, '127.0.0.1');
   });
 
+  test("a stopped worker's activities finish: compose's grace period outlasts the worker's", () => {
+    const worker = configOf('worker');
+    const m = /^(\d+)s$/.exec(String(svc('worker').stop_grace_period ?? ''));
+    assert.ok(m, 'the worker sets stop_grace_period in seconds (the default 10 s is too short)');
+    // SIGKILL before the SDK's grace ends would cut the in-flight hand-offs it is waiting for.
+    assert.ok(
+      Number(m[1]) * 1000 >= worker.temporal.shutdownGraceMs + 5000,
+      `stop_grace_period ${m[1]} s vs shutdown_grace_second ${worker.temporal.shutdownGraceMs / 1000}`,
+    );
+  });
+
   test('worker, API and migrations run the compiled output (`node dist/…`) of sources that exist', () => {
     for (const s of ['migrate', 'worker', 'api']) {
       const service = svc(s);
