@@ -24,6 +24,7 @@ import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
 import { ClaimLog } from '../lib/pool-state/claim-log';
 import type { ApiMetrics } from './metrics';
+import { v1Errors } from './schemas';
 import { withTimeout } from './timeout';
 import { historyUrl } from '../lib/temporal/workflows';
 import { claimVolumeWorkflow } from '../workflows/claim';
@@ -57,7 +58,8 @@ const claimBody = {
 const nullable = (type: string) => ({ type: [type, 'null'] }) as const;
 
 /** Every claim reply: POST (201, 202, 422) and GET (200); what is unknown yet is null or absent. */
-const claimReply = {
+export const claimReply = {
+  $id: 'ClaimReply',
   type: 'object',
   required: ['requestId', 'status'],
   properties: {
@@ -79,11 +81,7 @@ const claimReply = {
   },
 } as const;
 
-const errorReply = {
-  type: 'object',
-  required: ['error'],
-  properties: { error: { type: 'string' } },
-} as const;
+const ref = (id: string, description: string) => ({ $ref: `${id}#`, description });
 
 /** The body as validated: the schema above is its only definition. */
 type ClaimBody = FromSchema<typeof claimBody>;
@@ -147,6 +145,7 @@ async function deliveredWithin(
   start: ClaimStart,
   bodyHash: string,
   waitMs: number,
+  closing: AbortSignal,
 ): Promise<{ result?: ClaimResult; closed?: boolean }> {
   const began = Date.now();
   const stop = new AbortController();
@@ -162,12 +161,11 @@ async function deliveredWithin(
       (err: unknown) => ({ err }),
     );
   const within = async (ms: number) => {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, ms))));
+    const late = waitOrClosing(ms, closing);
     try {
-      return await Promise.race([update, late]);
+      return await Promise.race([update, late.done]);
     } finally {
-      clearTimeout(timer);
+      late.cancel();
     }
   };
   try {
@@ -194,7 +192,8 @@ async function deliveredWithin(
     if (down instanceof TemporalDown) throw down;
     // The update was lost, not the claim: its workflow task failed or timed out (a worker died
     // on it, or took too long), and the claim goes on with the next task. Its result answers.
-    return await resultWithin(temporal, start.workflowId, waitMs - (Date.now() - began), stop);
+    const left = waitMs - (Date.now() - began);
+    return await resultWithin(temporal, start.workflowId, left, stop, closing);
   } finally {
     stop.abort(); // no update poll outlives the request
   }
@@ -206,19 +205,40 @@ async function resultWithin(
   workflowId: string,
   ms: number,
   stop: AbortController,
+  closing: AbortSignal,
 ): Promise<{ result?: ClaimResult }> {
   const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(workflowId);
   // Aborted with the request (no long poll outlives it); the race below reports its failure.
   const ended = temporal.withAbortSignal(stop.signal, () => handle.result());
   ended.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), Math.max(0, ms))));
+  const late = waitOrClosing(ms, closing);
   try {
-    const result = await Promise.race([ended, late]);
+    const result = await Promise.race([ended, late.done]);
     return result ? { result } : {};
   } finally {
-    clearTimeout(timer);
+    late.cancel();
   }
+}
+
+/**
+ * Resolves null after `ms`, or at once when the server begins to close: a stopping API answers
+ * its waiting claims 202 (they go on in Temporal) instead of holding them past the orchestrator's
+ * grace period.
+ */
+function waitOrClosing(ms: number, closing: AbortSignal) {
+  let timer: NodeJS.Timeout | undefined;
+  let onClose = () => {};
+  const done = new Promise<null>((r) => {
+    onClose = () => r(null);
+    if (closing.aborted) return r(null);
+    timer = setTimeout(onClose, Math.max(0, ms));
+    closing.addEventListener('abort', onClose, { once: true });
+  });
+  const cancel = () => {
+    clearTimeout(timer);
+    closing.removeEventListener('abort', onClose);
+  };
+  return { done, cancel };
 }
 
 /** A 409 unless the claim was started with this body (its hash is the workflow's memo). */
@@ -272,7 +292,14 @@ function failureReason(err: unknown): string {
 
 export function registerClaimRoutes(
   app: FastifyInstance,
-  deps: { config: AppConfig; temporal: Client; metrics: ApiMetrics; db: Db },
+  deps: {
+    config: AppConfig;
+    temporal: Client;
+    metrics: ApiMetrics;
+    db: Db;
+    /** Aborted when the server begins to close (its preClose hook). */
+    closing: AbortSignal;
+  },
 ): void {
   const { config, temporal, metrics } = deps;
   const claimLog = new ClaimLog(deps.db);
@@ -288,12 +315,13 @@ export function registerClaimRoutes(
       schema: {
         body: claimBody,
         response: {
-          201: claimReply,
-          202: claimReply,
-          400: errorReply,
-          409: errorReply,
-          422: claimReply,
-          503: errorReply,
+          201: ref('ClaimReply', 'The tenant has the volume (Location: the claim).'),
+          202: ref('ClaimReply', 'Still running: poll Location (GET /v1/claims/{requestId}).'),
+          400: ref('Error', 'A bad request body (the error names the field).'),
+          409: ref('Error', 'This requestId was used with a different body.'),
+          422: ref('ClaimReply', 'The claim failed; `error` says why.'),
+          503: ref('Error', 'Temporal did not answer: retry with the same requestId.'),
+          ...v1Errors,
         },
       },
     },
@@ -381,6 +409,7 @@ export function registerClaimRoutes(
           startOptions,
           bodyHash,
           config.api.claimWaitMs,
+          deps.closing,
         );
         if (early.result) return answered(early.result);
         if (!early.closed) return running();
@@ -414,7 +443,13 @@ export function registerClaimRoutes(
             requestId: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$' },
           },
         },
-        response: { 200: claimReply, 404: errorReply, 503: errorReply },
+        response: {
+          200: ref('ClaimReply', 'The claim: running (its step), completed or failed.'),
+          400: ref('Error', 'A malformed requestId.'),
+          404: ref('Error', 'No claim with this requestId.'),
+          503: ref('Error', 'Temporal did not answer.'),
+          ...v1Errors,
+        },
       },
     },
     async (req, reply) => {

@@ -1,7 +1,8 @@
 /**
- * Prometheus metrics at GET /metrics: pool levels per type × OS (read from PostgreSQL at scrape
- * time, so every API replica reports the same truth), the last fill's outcome, and this API's
- * claims by outcome with their latency.
+ * Prometheus metrics at GET /metrics: pool levels per type × OS (read from PostgreSQL, so every
+ * API replica reports the same truth), the last fill's outcome, and this API's claims by outcome
+ * with their latency. The PostgreSQL reads are cached (`[api] metrics_cache_second`): however
+ * many scrapes arrive, at most one read runs per period, and concurrent scrapes share it.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppConfig } from '../lib/config/load';
@@ -16,10 +17,36 @@ export interface ApiMetrics {
   claimSeconds: Histogram<'outcome'>;
 }
 
+/**
+ * `load` at most once per `ttlMs`: callers within the period, or while a load runs, share its
+ * promise. A failed load is not kept, so the next caller tries again.
+ */
+function cachedFor<T>(ttlMs: number, load: () => Promise<T>): () => Promise<T> {
+  let current: { value: Promise<T>; at: number } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!current || now - current.at >= ttlMs) {
+      const value = load();
+      current = { value, at: now };
+      value.catch(() => {
+        if (current?.value === value) current = undefined;
+      });
+    }
+    return current.value;
+  };
+}
+
 export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'warmpool_api_' });
   const runs = new RunRepository(db);
+  const poolState = cachedFor(config.api.metricsCacheMs, async () => {
+    const [levels, lastFill] = await Promise.all([
+      currentLevels(config, db),
+      runs.last<FillProgress>('fill', { finished: true }),
+    ]);
+    return { levels, lastFill };
+  });
 
   new Gauge({
     name: 'warmpool_pool_volumes',
@@ -28,7 +55,7 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const l of await currentLevels(config, db)) {
+      for (const l of (await poolState()).levels) {
         for (const state of [
           'floor',
           'target',
@@ -53,7 +80,7 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
     registers: [registry],
     async collect() {
       this.reset();
-      const r = await runs.last<FillProgress>('fill', { finished: true });
+      const r = (await poolState()).lastFill;
       if (!r?.finishedAt) return;
       this.set({ field: 'finished_timestamp_seconds' }, r.finishedAt.getTime() / 1000);
       this.set({ field: 'available' }, Number(r.summary.available ?? 0));

@@ -3,6 +3,8 @@
  * every /v1 route needs a bearer API key from the configuration. The key is checked by the
  * routes themselves (an encapsulated plugin's hook), never by matching the raw URL: the router
  * decodes `%76`, folds nothing else, and whatever it routes to a /v1 handler is authenticated.
+ * Each key then has a request budget (rate-limit.ts). Every route carries its request and
+ * response schemas, published as GET /openapi.json (openapi.ts).
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Client } from '@temporalio/client';
@@ -10,9 +12,12 @@ import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
 import { currentLevels } from '../lib/pool-state/levels';
 import { timingSafeEqual } from 'node:crypto';
-import { registerClaimRoutes } from './claims';
+import { claimReply, registerClaimRoutes } from './claims';
 import { registerDashboardData, registerDashboardPage } from './dashboard';
 import { createMetrics } from './metrics';
+import { registerOpenApi } from './openapi';
+import { registerKeyRateLimit } from './rate-limit';
+import { addSharedSchemas, health, readiness, v1Errors } from './schemas';
 import { withTimeout } from './timeout';
 
 export interface ApiDeps {
@@ -28,6 +33,19 @@ function keyMatches(given: string, keys: string[]): boolean {
     const b = Buffer.from(k);
     return b.length === g.length && timingSafeEqual(b, g);
   });
+}
+
+/** An onRequest hook: 401 unless the request carries one of `keys` as its bearer token. */
+function bearerCheck(keys: string[], what: string) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    if (!m)
+      return reply
+        .status(401)
+        .send({ error: `missing bearer ${what} (Authorization: Bearer <key>)` });
+    if (!keyMatches(m[1] as string, keys))
+      return reply.status(401).send({ error: `unknown ${what}` });
+  };
 }
 
 export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): FastifyInstance {
@@ -55,54 +73,103 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     void reply.status(404).send({ error: `no route ${req.method} ${req.url}` });
   });
 
-  const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(header);
-    if (!m)
-      return reply
-        .status(401)
-        .send({ error: 'missing bearer API key (Authorization: Bearer <key>)' });
-    if (!keyMatches(m[1] as string, deps.config.api.apiKeys)) {
-      return reply.status(401).send({ error: 'unknown API key' });
-    }
-  };
-
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  registerDashboardPage(app);
-
-  app.get('/readyz', async (req, reply) => {
-    // Unauthenticated: says what is down, never why (the reason goes to the log).
-    const checks: Record<string, string> = {};
-    const down = (name: string) => (e: Error) => {
-      req.log.warn({ err: e }, `readiness: ${name} unavailable`);
-      checks[name] = 'unavailable';
-    };
-    await Promise.all([
-      deps.db.query('SELECT 1').then(() => (checks.postgres = 'ok'), down('postgres')),
-      withTimeout(deps.temporal.workflowService.getSystemInfo({}), 3000).then(
-        () => (checks.temporal = 'ok'),
-        down('temporal'),
-      ),
-    ]);
-    const ready = Object.values(checks).every((v) => v === 'ok');
-    return reply.status(ready ? 200 : 503).send({ ready, checks });
-  });
+  addSharedSchemas(app, [claimReply]);
+  // Before any route: the OpenAPI document lists the routes registered after it.
+  registerOpenApi(app, { metricsKeyed: deps.config.api.metricsKey !== undefined });
 
   const metrics = createMetrics(deps.config, deps.db);
+  // Closing (SIGTERM): waiting claims are answered 202 at once, then in-flight requests finish.
+  const closing = new AbortController();
+  app.addHook('preClose', async () => closing.abort());
 
-  app.get('/metrics', async (_req, reply) => {
-    void reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
-  });
+  // In a plugin, so that the OpenAPI builder above is loaded when these routes are registered.
+  void app.register(async (api) => {
+    api.get('/healthz', { schema: { response: { 200: health } } }, async () => ({
+      status: 'ok' as const,
+    }));
+    registerDashboardPage(api);
 
-  // Every route registered in here is behind the API key, however its URL was spelled.
-  void app.register(async (v1) => {
-    v1.addHook('onRequest', authenticate);
-    registerClaimRoutes(v1, { ...deps, metrics });
-    registerDashboardData(v1, deps);
-    v1.get('/v1/pool', async () => {
-      const levels = await currentLevels(deps.config, deps.db);
-      return { levels };
+    api.get(
+      '/readyz',
+      {
+        schema: {
+          response: {
+            200: { description: 'PostgreSQL and Temporal answer.', ...readiness },
+            503: { description: 'Something is down (named, never why).', ...readiness },
+          },
+        },
+      },
+      async (req, reply) => {
+        // Unauthenticated: says what is down, never why (the reason goes to the log).
+        const checks: Record<string, string> = {};
+        const down = (name: string) => (e: Error) => {
+          req.log.warn({ err: e }, `readiness: ${name} unavailable`);
+          checks[name] = 'unavailable';
+        };
+        await Promise.all([
+          deps.db.query('SELECT 1').then(() => (checks.postgres = 'ok'), down('postgres')),
+          withTimeout(deps.temporal.workflowService.getSystemInfo({}), 3000).then(
+            () => (checks.temporal = 'ok'),
+            down('temporal'),
+          ),
+        ]);
+        const ready = Object.values(checks).every((v) => v === 'ok');
+        return reply.status(ready ? 200 : 503).send({ ready, checks });
+      },
+    );
+
+    const metricsKey = deps.config.api.metricsKey;
+    api.get(
+      '/metrics',
+      {
+        // With a metrics key, a scraper must send it (Prometheus: `authorization: {credentials}`).
+        onRequest: metricsKey ? bearerCheck([metricsKey], 'metrics key') : undefined,
+        schema: {
+          response: {
+            200: {
+              description: 'Prometheus text format.',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            401: {
+              ...v1Errors[401],
+              description: 'With [api] metrics_key set: no or another key.',
+            },
+            500: { ...v1Errors[500], description: 'PostgreSQL could not be read.' },
+          },
+        },
+      },
+      async (_req, reply) => {
+        void reply.header('content-type', metrics.registry.contentType);
+        return metrics.registry.metrics();
+      },
+    );
+
+    // Every route registered in here is behind the API key, however its URL was spelled.
+    void api.register(async (v1) => {
+      v1.addHook('onRequest', bearerCheck(deps.config.api.apiKeys, 'API key'));
+      await registerKeyRateLimit(v1, deps.config); // after the key check: known keys only
+      registerClaimRoutes(v1, { ...deps, metrics, closing: closing.signal });
+      registerDashboardData(v1, deps);
+      v1.get(
+        '/v1/pool',
+        {
+          schema: {
+            response: {
+              200: {
+                description: 'Levels per volume type × OS.',
+                type: 'object',
+                required: ['levels'],
+                properties: { levels: { type: 'array', items: { $ref: 'PoolLevel#' } } },
+              },
+              ...v1Errors,
+            },
+          },
+        },
+        async () => {
+          const levels = await currentLevels(deps.config, deps.db);
+          return { levels };
+        },
+      );
     });
   });
 

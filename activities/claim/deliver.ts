@@ -20,7 +20,7 @@ import {
   type HandOffState,
   type HeldRow,
 } from '../../lib/pool-state/handoff';
-import { failpoint } from '../../lib/failpoints';
+import { delaypoint, failpoint } from '../../lib/failpoints';
 import {
   CLAIM_FAILURES,
   mustGrow,
@@ -117,6 +117,7 @@ export function deliverActivities(
       await ctx.dropTransfer(transfer.id);
       throw superseded(hand);
     }
+    await delaypoint('claim.before-accept');
     try {
       await ctx.tenant(t).acceptTransfer(transfer.id, transfer.authKey);
     } catch (err) {

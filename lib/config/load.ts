@@ -10,6 +10,7 @@ import { parse as parseIni } from 'ini';
 import { KEYS, deploymentName, type ConfigKey, type KeySpec } from './schema';
 import { parseSnapshotNameRule, type SnapshotNameRule } from './snapshot-name-rule';
 import { cloudValues, CloudsYamlError, type CloudValues } from './clouds';
+import { maskUrlSecrets } from '../log';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -63,6 +64,8 @@ export interface AppConfig {
     /** Target per (volume type × OS): `backup_nums_more` for the "more" list, `_less` otherwise. */
     targets: PoolTarget[];
     policy: PoolPolicy;
+    /** How long the status check keeps the tables that only grow (lib/pool-state/prune.ts). */
+    retention: { claimLogDays: number; claimDemandMinutes: number };
   };
   auth: {
     strategy: 'noauth' | 'keystone';
@@ -101,14 +104,25 @@ export interface AppConfig {
     setCurrentOnStart: boolean;
     /** Workflows cached between workflow tasks; undefined: the SDK's default; 0: none. */
     maxCachedWorkflows?: number;
+    /** TLS to the frontend (PEM file paths; mTLS with cert + key); undefined: plain gRPC. */
+    tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+    /** SIGTERM: running activities' time to finish before they are cancelled. */
+    shutdownGraceMs: number;
   };
   databaseUrl: string;
   api: {
     host: string;
     port: number;
     apiKeys: string[];
+    /** Starting with a key shipped in an example is allowed (the local stack only). */
+    allowExampleKeys: boolean;
     claimWaitMs: number;
     plainCreateTimeoutMs: number;
+    /** The bearer key /metrics asks for; undefined: /metrics is open. */
+    metricsKey?: string;
+    metricsCacheMs: number;
+    /** Requests per API key per window on /v1; max 0: no limit. */
+    rateLimit: { max: number; windowMs: number };
   };
   /** Where the values came from, for error messages and `pool config`. */
   source: string;
@@ -280,6 +294,42 @@ function buildTargets(v: Values): PoolTarget[] {
   return targets;
 }
 
+/**
+ * claim_demand is what the demand window and the fair share count: kept at least that long, else
+ * the pruning would make a busy pool look quiet (a lower target) and let a tenant past its share.
+ */
+function retentionOf(v: Values): AppConfig['pool']['retention'] {
+  const windows: [key: string, minutes: number][] = [
+    ['demand_window_minute', v.demandWindowMinutes],
+  ];
+  if (v.tenantShare !== undefined)
+    windows.push(['tenant_share_window_minute', v.tenantShareWindowMinutes]);
+  const longest = Math.max(...windows.map(([, minutes]) => minutes));
+  const kept = v.claimDemandRetentionMinutes ?? 2 * longest;
+  for (const [key, minutes] of windows) {
+    if (kept < minutes)
+      throw new ConfigError(
+        `[volumes_backup] claim_demand_retention_minute = ${kept} is shorter than ${key} = ${minutes}: the claims that window counts would be pruned`,
+      );
+  }
+  return { claimLogDays: v.claimLogRetentionDays, claimDemandMinutes: kept };
+}
+
+/** TLS is on with `tls = true` or any of its files; a client certificate needs its key. */
+function temporalTlsOf(v: Values): AppConfig['temporal']['tls'] {
+  const tls = {
+    caFile: v.temporalTlsCaFile,
+    certFile: v.temporalTlsCertFile,
+    keyFile: v.temporalTlsKeyFile,
+    serverName: v.temporalTlsServerName,
+  };
+  if (!tls.certFile !== !tls.keyFile)
+    throw new ConfigError(
+      '[temporal] tls_cert_file and tls_key_file go together (the client certificate of mTLS and its key)',
+    );
+  return v.temporalTls || Object.values(tls).some(Boolean) ? tls : undefined;
+}
+
 export function loadConfig(opts: LoadOptions = {}): AppConfig {
   const env = opts.env ?? process.env;
   let text = opts.iniText;
@@ -338,6 +388,7 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       volumeNamePrefix: v.volumeNamePrefix,
       snapshotNameRule,
       targets: buildTargets(v),
+      retention: retentionOf(v),
       policy: {
         demand: {
           enabled: v.demandTargets,
@@ -381,31 +432,48 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       buildId: v.buildId ?? buildIdOfCheckout() ?? undefined,
       setCurrentOnStart: v.setCurrentOnStart,
       maxCachedWorkflows: v.maxCachedWorkflows,
+      tls: temporalTlsOf(v),
+      shutdownGraceMs: v.shutdownGraceSeconds * 1000,
     },
     databaseUrl: v.databaseUrl,
     api: {
       host: v.apiHost,
       port: v.apiPort,
       apiKeys: v.apiKeys,
+      allowExampleKeys: v.allowExampleKeys,
       claimWaitMs: v.claimWaitSeconds * 1000,
       plainCreateTimeoutMs: v.plainCreateTimeoutMinutes * 60_000,
+      metricsKey: v.metricsKey || undefined,
+      metricsCacheMs: v.metricsCacheSeconds * 1000,
+      rateLimit: { max: v.rateLimitMax, windowMs: Math.round(v.rateLimitWindowSeconds * 1000) },
     },
     source,
   };
 }
 
-/** A URL with its password (if any) replaced by <secret>. */
-export function maskUrlPassword(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:<secret>@');
-}
+/** A URL with its passwords (userinfo, `?password=`…) replaced by <secret> (lib/log.ts). */
+export const maskUrlPassword = maskUrlSecrets;
 
 /** The configuration with secrets masked, for `pool config` and startup logs. */
 export function describeConfig(c: AppConfig): Record<string, unknown> {
   return {
     ...c,
     pool: { ...c.pool, snapshotNameRule: c.pool.snapshotNameRule.template },
-    auth: { ...c.auth, password: c.auth.password ? '<secret>' : '' },
-    databaseUrl: maskUrlPassword(c.databaseUrl),
-    api: { ...c.api, apiKeys: c.api.apiKeys.map(() => '<secret>') },
+    auth: {
+      ...c.auth,
+      password: c.auth.password ? '<secret>' : '',
+      authUrl: c.auth.authUrl && maskUrlSecrets(c.auth.authUrl),
+      cinderUrl: c.auth.cinderUrl && maskUrlSecrets(c.auth.cinderUrl),
+    },
+    temporal: {
+      ...c.temporal,
+      otlpEndpoint: c.temporal.otlpEndpoint && maskUrlSecrets(c.temporal.otlpEndpoint),
+    },
+    databaseUrl: maskUrlSecrets(c.databaseUrl),
+    api: {
+      ...c.api,
+      apiKeys: c.api.apiKeys.map(() => '<secret>'),
+      metricsKey: c.api.metricsKey && '<secret>',
+    },
   };
 }

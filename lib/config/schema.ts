@@ -37,6 +37,8 @@ const hostPort = z
   .trim()
   .regex(/^[\w.-]+:\d{1,5}$/, 'expected host:port');
 const bool = z.enum(['true', 'false']).transform((v) => v === 'true');
+/** Optional text: empty means not set. */
+const optionalText = z.preprocess((v) => (v === '' ? undefined : v), text.optional());
 /** A Worker Deployment's name: Temporal joins it to the build id with a dot, so it has none. */
 export const deploymentName = z
   .string()
@@ -186,6 +188,22 @@ export const KEYS = {
     schema: num(0.1),
     default: '10',
   },
+  /** claim_log rows older than this are pruned (the dashboard reads the last day). */
+  claimLogRetentionDays: {
+    section: 'volumes_backup',
+    key: 'claim_log_retention_day',
+    schema: num(1),
+    default: '30',
+  },
+  /**
+   * claim_demand rows older than this are pruned; never shorter than the windows that count them
+   * (load.ts). Empty: twice the longest of demand_window_minute and tenant_share_window_minute.
+   */
+  claimDemandRetentionMinutes: {
+    section: 'volumes_backup',
+    key: 'claim_demand_retention_minute',
+    schema: z.preprocess((v) => (v === '' ? undefined : v), num(0.1).optional()),
+  },
   drainPerRun: {
     section: 'volumes_backup',
     key: 'stale_drain_per_run',
@@ -300,6 +318,15 @@ export const KEYS = {
     env: ['TEMPORAL_NAMESPACE'],
   },
   taskQueue: { section: 'temporal', key: 'task_queue', schema: text, default: 'warm-pool' },
+  /**
+   * TLS to Temporal's frontend (mTLS with a client certificate; lib/temporal/connect.ts). On when
+   * `tls = true` or any file below is set; the files are PEM. Empty server name: the address's host.
+   */
+  temporalTls: { section: 'temporal', key: 'tls', schema: bool, default: 'false' },
+  temporalTlsCaFile: { section: 'temporal', key: 'tls_ca_file', schema: optionalText },
+  temporalTlsCertFile: { section: 'temporal', key: 'tls_cert_file', schema: optionalText },
+  temporalTlsKeyFile: { section: 'temporal', key: 'tls_key_file', schema: optionalText },
+  temporalTlsServerName: { section: 'temporal', key: 'tls_server_name', schema: optionalText },
   schedulePrefix: {
     section: 'temporal',
     key: 'schedule_prefix',
@@ -360,6 +387,16 @@ export const KEYS = {
         .optional(),
     ),
   },
+  /**
+   * On SIGTERM, how long running activities may go on before they are cancelled (and retried
+   * elsewhere). Keep the orchestrator's grace period (compose `stop_grace_period`) above it.
+   */
+  shutdownGraceSeconds: {
+    section: 'temporal',
+    key: 'shutdown_grace_second',
+    schema: num(0),
+    default: '20',
+  },
   /** Where the worker serves its Prometheus metrics (SDK + pool); empty: not served. */
   workerMetricsAddress: {
     section: 'temporal',
@@ -393,6 +430,11 @@ export const KEYS = {
   },
 
   apiHost: { section: 'api', key: 'host', schema: text, default: '127.0.0.1' },
+  /**
+   * The API starts with a key shipped in an example (config/pool.ini, .env.example, README) only
+   * when this says so: the local stack's config/pool.ini; never in production (docker-compose.yml).
+   */
+  allowExampleKeys: { section: 'api', key: 'allow_example_keys', schema: bool, default: 'false' },
   apiPort: {
     section: 'api',
     key: 'port',
@@ -419,6 +461,30 @@ export const KEYS = {
     default: '',
     secret: true,
     env: ['API_KEYS'],
+  },
+  /** Bearer key GET /metrics asks for (Prometheus' `authorization`); empty: /metrics is open. */
+  metricsKey: {
+    section: 'api',
+    key: 'metrics_key',
+    schema: z.string().trim(),
+    default: '',
+    secret: true,
+    env: ['METRICS_KEY'],
+  },
+  /** How long /metrics reuses one read of the pool's state: a scrape storm costs no queries. */
+  metricsCacheSeconds: {
+    section: 'api',
+    key: 'metrics_cache_second',
+    schema: num(0),
+    default: '5',
+  },
+  /** Requests per API key per window on /v1 (429 past it); 0: no limit. */
+  rateLimitMax: { section: 'api', key: 'rate_limit_max', schema: int(0), default: '6000' },
+  rateLimitWindowSeconds: {
+    section: 'api',
+    key: 'rate_limit_window_second',
+    schema: num(0.1),
+    default: '60',
   },
 } satisfies Record<string, KeySpec>;
 
