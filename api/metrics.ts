@@ -9,7 +9,7 @@ import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
 import { currentLevels } from '../lib/pool-state/levels';
 import { RunRepository } from '../lib/pool-state/runs';
-import type { FillProgress } from '../contracts/fill';
+import type { CheckResult, FillProgress } from '../contracts/fill';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -41,11 +41,12 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'warmpool_api_' });
   const runs = new RunRepository(db);
   const poolState = cachedFor(config.api.metricsCacheMs, async () => {
-    const [levels, lastFill] = await Promise.all([
+    const [levels, lastFill, lastCheck] = await Promise.all([
       currentLevels(config, db),
       runs.last<FillProgress>('fill', { finished: true }),
+      runs.last<CheckResult>('check', { finished: true }),
     ]);
-    return { levels, lastFill };
+    return { levels, lastFill, lastCheck };
   });
 
   new Gauge({
@@ -89,6 +90,31 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
       this.set({ field: 'stopped_by_quota' }, /^quota/.test(r.summary.stoppedBy ?? '') ? 1 : 0);
     },
   });
+
+  new Gauge({
+    name: 'warmpool_last_check',
+    help: 'The last finished state check: when, and the rows its retention prune removed.',
+    labelNames: ['field'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const r = (await poolState()).lastCheck;
+      if (!r?.finishedAt) return;
+      this.set({ field: 'finished_timestamp_seconds' }, r.finishedAt.getTime() / 1000);
+      this.set({ field: 'pruned_claim_log' }, Number(r.summary.pruned?.claimLog ?? 0));
+      this.set({ field: 'pruned_claim_demand' }, Number(r.summary.pruned?.claimDemand ?? 0));
+    },
+  });
+
+  // The configured intervals, so that "not run for N intervals" alerts need no edited constant.
+  const every = new Gauge({
+    name: 'warmpool_schedule_interval_seconds',
+    help: 'The configured interval of the fill and check schedules.',
+    labelNames: ['schedule'],
+    registers: [registry],
+  });
+  every.set({ schedule: 'fill' }, config.pool.fillEveryMinutes * 60);
+  every.set({ schedule: 'check' }, config.pool.checkStateEveryMinutes * 60);
 
   const claims = new Counter({
     name: 'warmpool_claims_total',

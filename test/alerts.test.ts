@@ -16,7 +16,7 @@ import { parse as parseYaml } from 'yaml';
 import type { AppConfig } from '../lib/config/load';
 import { buildApi } from '../api/server';
 import { ensureSchedules } from '../lib/temporal/schedules';
-import { fillPoolWorkflow } from '../workflows';
+import { checkPoolStateWorkflow, fillPoolWorkflow } from '../workflows';
 import { scheduleIds } from '../contracts/fill';
 import { unique, waitFor } from './support/env';
 import {
@@ -173,6 +173,11 @@ describe('alert rules (promtool, real API and worker metrics)', { skip }, () => 
         args: [{ reason: 'test' }],
       });
       assert.equal(fill.available, 2);
+      // A finished state check too: WarmPoolCheckNotRunning reads its time.
+      await session.client.workflow.execute(checkPoolStateWorkflow, {
+        taskQueue: config.temporal.taskQueue,
+        workflowId: unique('alerts-check'),
+      });
       const workerText = await waitFor(
         'the fill’s Cinder calls in the worker’s metrics',
         () => axios.get<string>(workerUrl).then((r) => r.data),

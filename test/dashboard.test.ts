@@ -116,6 +116,12 @@ describe('dashboard (headless chromium, real stack)', { skip }, () => {
     await page.goto(`${base}/dashboard#key=${encodeURIComponent(key)}`);
     await page.waitForSelector('body[data-ready]', { timeout: 15_000 });
     assert.equal(new URL(page.url()).hash, '', 'the key left the address bar');
+    // The worker polls: the page says so, from the server's poller list.
+    assert.equal(await page.getAttribute('#workers-box', 'data-polling'), 'true');
+    assert.match(
+      (await page.textContent('#workers')) ?? '',
+      new RegExp(`^1 worker\\(s\\) of build \\S+ poll task queue ${config.temporal.taskQueue}$`),
+    );
 
     // Levels: every pool row shows what /v1/pool says (read at the same moment: no fill runs).
     const { levels } = await getJson<{ levels: PoolLevel[] }>('/v1/pool');
@@ -169,6 +175,25 @@ describe('dashboard (headless chromium, real stack)', { skip }, () => {
     assert.ok(fills >= 1, 'the fill shows');
 
     await page.screenshot({ path: `${STACK_DIR}/dashboard.png`, fullPage: true });
+    await page.close();
+  });
+
+  test('with the worker stopped, the page says plainly that no worker polls, at once', async () => {
+    await worker.stop();
+    worker = { stop: async () => undefined };
+    const t0 = Date.now();
+    const data = await getJson<{ workers: { polling: boolean | null; text: string } }>(
+      '/v1/dashboard',
+    );
+    assert.ok(Date.now() - t0 < 2_000, `the data took ${Date.now() - t0} ms`);
+    assert.equal(data.workers.polling, false);
+    const page = await browser.newPage();
+    await page.goto(`${base}/dashboard#key=${encodeURIComponent(key)}`);
+    await page.waitForSelector('#workers-box.alert[data-polling="false"]', { timeout: 15_000 });
+    assert.match(
+      (await page.textContent('#workers')) ?? '',
+      new RegExp(`^no worker polling: NO WORKER .*polls task queue ${config.temporal.taskQueue}`),
+    );
     await page.close();
   });
 

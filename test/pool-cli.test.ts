@@ -8,7 +8,7 @@ import { ensureSchedules } from '../lib/temporal/schedules';
 import { scheduleIds } from '../contracts/fill';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
-import { config as stackConfig } from './support/env';
+import { config as stackConfig, unique } from './support/env';
 import {
   poolEnv,
   startWorker,
@@ -103,6 +103,8 @@ describe('pool CLI', () => {
     const fill = await pool('fill-now', '--wait');
     assert.equal(fill.code, 0, fill.err);
     assert.match(fill.out, /fill done: 3\/3 available, 0 failed/);
+    // It names the run its trigger started: the one it waited for.
+    assert.match(fill.out, /triggered \S+-fill: fill \S+-fill-\S+ \(run [0-9a-f-]{36}\) started /);
 
     const status = await pool('status');
     assert.equal(status.code, 0, status.err);
@@ -111,6 +113,12 @@ describe('pool CLI', () => {
     assert.match(status.out, /sas\s+Centos7\.3 64bit\s+1\s+1\s+1\s+0/);
     assert.match(status.out, /last fill: .* finished; planned 3, available 3/);
     assert.match(status.out, /schedule .*-fill: active/);
+    assert.match(
+      status.out,
+      new RegExp(
+        `workers: 1 worker\\(s\\) of build \\S+ poll task queue ${config.temporal.taskQueue}`,
+      ),
+    );
   });
 
   test('pause and resume the schedules', async () => {
@@ -144,6 +152,24 @@ describe('pool CLI', () => {
     const rec = await pool('reconcile');
     assert.equal(rec.code, 0, rec.err);
     assert.match(rec.out, /reconcile: 1 tagged volumes; 0 unknown/);
+  });
+
+  test('no worker polls its task queue: the commands that need one exit 1 at once and say so', async () => {
+    const idle = { ...env, POOL__TEMPORAL__TASK_QUEUE: unique('idle-tq') };
+    for (const args of [['fill-now', '--wait'], ['sync-os'], ['drain', '--stale'], ['reconcile']]) {
+      const t0 = Date.now();
+      const r = await runCli(args, idle);
+      const ms = Date.now() - t0;
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
+      assert.ok(ms < 10_000, `${args.join(' ')} took ${ms} ms`);
+      assert.match(
+        r.err,
+        new RegExp(`NO WORKER .*polls task queue ${idle.POOL__TEMPORAL__TASK_QUEUE}`),
+      );
+    }
+    const status = await runCli(['status'], idle);
+    assert.equal(status.code, 0, status.err);
+    assert.match(status.out, /workers: NO WORKER .*: fills, checks and claims wait until one does/);
   });
 
   test('Temporal unreachable: exit 1 with a clear message', async () => {

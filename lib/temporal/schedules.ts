@@ -8,6 +8,7 @@ import {
   ScheduleAlreadyRunning,
   ScheduleOverlapPolicy,
   type Client,
+  type ScheduleDescription,
   type ScheduleHandle,
   type ScheduleOptionsAction,
   type ScheduleSpec,
@@ -114,5 +115,88 @@ export async function findTriggeredRun(
       return { workflowId: action.workflow.workflowId, runId: action.workflow.firstExecutionRunId };
     if (Date.now() > deadline) return null;
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** A run a schedule started, and when. */
+export interface ScheduledRun {
+  workflowId: string;
+  runId: string;
+  startedAt: Date;
+}
+
+const runIdsOf = (d: ScheduleDescription) =>
+  new Set([
+    ...d.info.recentActions.map((a) => a.action.workflow.firstExecutionRunId),
+    ...d.info.runningActions.map((a) => a.workflow.firstExecutionRunId),
+  ]);
+
+/**
+ * The schedule's runs still open, each described by its own workflow: the schedule's running
+ * list and recent statuses can lag or miss runs (seen on the dev server 1.32: runningActions
+ * empty while a fill ran, and a trigger started a second fill beside it).
+ */
+export async function runsInFlight(
+  client: Client,
+  d: ScheduleDescription,
+): Promise<ScheduledRun[]> {
+  const ids = new Map<string, string>();
+  for (const a of d.info.recentActions)
+    ids.set(a.action.workflow.firstExecutionRunId, a.action.workflow.workflowId);
+  for (const a of d.info.runningActions)
+    ids.set(a.workflow.firstExecutionRunId, a.workflow.workflowId);
+  const described = await Promise.all(
+    [...ids].map(([runId, workflowId]) =>
+      client.workflow
+        .getHandle(workflowId, runId)
+        .describe()
+        .then((w) =>
+          w.status.name === 'RUNNING' ? { workflowId, runId, startedAt: w.startTime } : null,
+        )
+        .catch(() => null),
+    ),
+  );
+  return described
+    .filter((r): r is ScheduledRun => r !== null)
+    .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+}
+
+/**
+ * Starts a run of the schedule now and returns that run, never one started before this call. A
+ * run in flight goes first: this waits until none is open (one run at a time), calling
+ * `whileBehind` about every 5 s with the one ahead (it may throw to give up), then triggers and
+ * returns the first run the schedule did not know before the trigger (a tick that slipped in
+ * between is that run: it also started after this call). Null if none shows up within
+ * `appearMs`.
+ */
+export async function triggerOwnRun(
+  client: Client,
+  handle: ScheduleHandle,
+  opts: { whileBehind?: (ahead: ScheduledRun) => Promise<void>; appearMs?: number } = {},
+): Promise<ScheduledRun | null> {
+  let d = await handle.describe();
+  for (let polls = 0; ; polls++) {
+    const ahead = (await runsInFlight(client, d))[0];
+    if (!ahead) break;
+    if (polls % 5 === 0) await opts.whileBehind?.(ahead);
+    await new Promise((r) => setTimeout(r, 1000));
+    d = await handle.describe();
+  }
+  const known = runIdsOf(d);
+  // BUFFER_ONE: a run started between that check and this trigger keeps ours queued, not lost.
+  await handle.trigger(ScheduleOverlapPolicy.BUFFER_ONE);
+  const appearBy = Date.now() + (opts.appearMs ?? 15_000);
+  for (;;) {
+    const mine = (await handle.describe()).info.recentActions
+      .filter((a) => !known.has(a.action.workflow.firstExecutionRunId))
+      .sort((a, b) => a.takenAt.getTime() - b.takenAt.getTime())[0];
+    if (mine)
+      return {
+        workflowId: mine.action.workflow.workflowId,
+        runId: mine.action.workflow.firstExecutionRunId,
+        startedAt: mine.takenAt,
+      };
+    if (Date.now() > appearBy) return null;
+    await new Promise((r) => setTimeout(r, 300));
   }
 }
