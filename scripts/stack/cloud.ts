@@ -19,3 +19,7 @@ export const OS_IMAGE_SIZE_GB = 1;
 
 export const ADMIN_QUOTA = { volumes: 2000, gigabytes: 20000, snapshots: 500 };
 export const TENANT_QUOTA = { volumes: 500, gigabytes: 5000, snapshots: 100 };
+
+/** Nova's zones with STACK_NOVA=1 (a host aggregate and a nova-compute each) and its flavor. */
+export const NOVA_ZONES = ['az-1', 'az-2'] as const;
+export const NOVA_FLAVOR = 'm1.pool';
