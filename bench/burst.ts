@@ -19,6 +19,7 @@ import { PoolRepository } from '../lib/pool-state/repository';
 import { connectClient } from '../lib/temporal/connect';
 import { ensureSchedules } from '../lib/temporal/schedules';
 import { scheduleIds } from '../contracts/fill';
+import type { InjectOptions } from 'fastify';
 import { buildApi } from '../api/server';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS, TENANT_QUOTA, TENANT_USER } from '../scripts/stack/cloud';
@@ -157,6 +158,17 @@ function connectionWatch(db: Db) {
 }
 
 let unavailableAnswers = 0;
+let rateLimitedAnswers = 0;
+
+/** One API call, as a well-behaved caller makes it: after a 429 again once `Retry-After` has passed. */
+async function injectPolitely(api: ReturnType<typeof buildApi>, req: InjectOptions) {
+  for (;;) {
+    const res = await api.inject(req);
+    if (res.statusCode !== 429) return res;
+    rateLimitedAnswers++;
+    await sleep(1000 * Math.max(1, Number(res.headers['retry-after']) || 1));
+  }
+}
 
 /**
  * A caller's view: POST (again after a 503, same requestId), and while the answer is 202, GET
@@ -167,12 +179,17 @@ async function claimThroughApi(
   headers: Record<string, string>,
   body: { requestId: string },
 ): Promise<{ volumeId: string; outcome: string }> {
-  let res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+  let res = await injectPolitely(api, {
+    method: 'POST',
+    url: '/v1/claims',
+    headers,
+    payload: body,
+  });
   // 503 (Temporal did not answer in time): the same request again, as the API asks callers to.
   for (let retry = 1; res.statusCode === 503 && retry <= 10; retry++) {
     unavailableAnswers++;
     await sleep(1000 * retry);
-    res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload: body });
+    res = await injectPolitely(api, { method: 'POST', url: '/v1/claims', headers, payload: body });
   }
   if (res.statusCode === 201) return res.json();
   // A claim that failed with a reason (e.g. the tenant's quota) is answered too.
@@ -180,7 +197,11 @@ async function claimThroughApi(
   if (res.statusCode !== 202) throw new Error(`${body.requestId}: ${res.statusCode} ${res.body}`);
   for (;;) {
     await sleep(1000);
-    const got = await api.inject({ method: 'GET', url: `/v1/claims/${body.requestId}`, headers });
+    const got = await injectPolitely(api, {
+      method: 'GET',
+      url: `/v1/claims/${body.requestId}`,
+      headers,
+    });
     const r = got.json() as {
       status?: string;
       volumeId?: string;
@@ -289,7 +310,7 @@ async function run(workers: number): Promise<void> {
     const stuck = await stillRunning(client, config);
     console.log(
       `answered ${answers.length} of ${N} claims (${claimed.length} with a volume, ${refused.length} ` +
-        `refused with a reason; ${failed.length} without an answer; ${unavailableAnswers} 503s ` +
+        `refused with a reason; ${failed.length} without an answer; ${unavailableAnswers} 503s and ${rateLimitedAnswers} 429s ` +
         `retried), ` +
         `${stuck} claim workflow(s) still running 60 s after the last answer (stuck)`,
     );
