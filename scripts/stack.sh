@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The local stack the pool runs and is tested against: the real Temporal dev server, the
-# machine's PostgreSQL (pool state), and a real standalone OpenStack Cinder (api, scheduler,
-# volume with the fake driver, noauth, RabbitMQ, MariaDB). Idempotent: `up` twice is fine.
+# machine's PostgreSQL (pool state), a real standalone OpenStack Cinder (api, scheduler, volume
+# with the fake driver in two zones, noauth, RabbitMQ, MariaDB), a real Keystone
+# (STACK_KEYSTONE=0: none) and a real Nova booting servers from Cinder volumes (STACK_NOVA=0:
+# none; scripts/stack/nova.sh). Idempotent: `up` twice is fine; a changed configuration
+# restarts the services that read it.
 #
 #   scripts/stack.sh up | down | status | reset   (reset: down, then drop all state)
+#   scripts/stack.sh kill|start SERVICE            (fault tests)
 #
 # Everything listens on 127.0.0.1; state and logs live under $STACK_DIR (default .stack/).
 set -euo pipefail
@@ -33,6 +37,14 @@ CINDER_PYTHON="${CINDER_PYTHON:-/usr/bin/python3}"
 CINDER_DEBIAN_PACKAGES=(python3-cinder python3-fixtures python3-pymysql)
 RABBIT_VHOST="${RABBIT_VHOST:-warmpool}"
 RABBIT_URL="${RABBIT_URL:-}"
+# The availability zones, one cinder-volume backend each (backend=zone; fake driver, all with
+# volume_backend_name `fake`, so every volume type lands on either). The first is Cinder's
+# default zone. Nova's zones (scripts/stack/nova.sh) and scripts/stack/cloud.ts's are the same.
+CINDER_BACKENDS=(fake=az-1 fake-az2=az-2)
+CINDER_DEFAULT_ZONE=${CINDER_BACKENDS[0]#*=}
+CINDER_HOST=warmpool-stack
+# The volume types' extra spec volume_backend_name (scripts/stack/cloud.ts FAKE_BACKEND).
+FAKE_BACKEND_NAME=fake
 
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/warmpool}"
 export DATABASE_URL
@@ -74,7 +86,13 @@ pid_alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2
 start_daemon() {
   local name=$1; shift
   if pid_alive "$name"; then say "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return; fi
-  setsid nohup "$@" >"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  # Only stdin, stdout and stderr go to the daemon: a descriptor inherited from the caller (the
+  # lock of `flock /tmp/warmpool-stack.lock scripts/stack.sh up`) would stay held for as long
+  # as the daemon lives.
+  (
+    for fd in /proc/$BASHPID/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done
+    exec setsid nohup "$@"
+  ) >"$LOG_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$name.pid"
   say "  started $name (pid $!, log $LOG_DIR/$name.log)"
 }
@@ -88,6 +106,24 @@ stop_daemon() {
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$RUN_DIR/$name.pid"
   say "  stopped $name"
+}
+
+# stop_daemons NAME...: stop_daemon for each, all at once (a clean exit takes seconds).
+stop_daemons() {
+  local name pids=()
+  for name in "$@"; do stop_daemon "$name" & pids+=($!); done
+  ((${#pids[@]} == 0)) || wait "${pids[@]}"
+}
+
+# restart_changed BEFORE AFTER NAME...: stops the running ones of NAME... when the digest of
+# their configuration changed (`up` starts them again).
+restart_changed() {
+  local before=$1 after=$2 name running=(); shift 2
+  [[ "$before" != "$after" ]] || return 0
+  for name in "$@"; do pid_alive "$name" && running+=("$name"); done
+  ((${#running[@]} == 0)) && return 0
+  say "  the configuration changed: restarting ${running[*]}"
+  stop_daemons "${running[@]}"
 }
 
 # ---------------------------------------------------------------- machine services
@@ -211,7 +247,7 @@ render_cinder_conf() {
 [DEFAULT]
 auth_strategy = noauth
 transport_url = $RABBIT_URL
-host = warmpool-stack
+host = $CINDER_HOST
 my_ip = 127.0.0.1
 state_path = $CINDER_DIR/state
 lock_path = $CINDER_DIR/lock
@@ -220,7 +256,13 @@ resource_query_filters_file = $CINDER_DIR/resource_filters.json
 osapi_volume_listen = 127.0.0.1
 osapi_volume_listen_port = $CINDER_PORT
 osapi_volume_workers = 1
-enabled_backends = fake
+enabled_backends = $(IFS=,; echo "${CINDER_BACKENDS[*]%%=*}")
+# A create without a zone lands in the first zone (where the scheduler is too), as before.
+storage_availability_zone = $CINDER_DEFAULT_ZONE
+default_availability_zone = $CINDER_DEFAULT_ZONE
+# cinder-api caches the zones it checks a create against (an hour by default): a backend
+# restarted into another zone is seen within seconds.
+az_cache_duration = 10
 debug = false
 use_stderr = true
 # Snapshots of the OS images are listed by every fill; keep Cinder's page size roomy.
@@ -242,12 +284,19 @@ backend_url = file://$CINDER_DIR/lock
 [oslo_messaging_rabbit]
 # One broker, many restarts: do not keep stale queues around.
 amqp_auto_delete = true
+EOF
+  # One section per backend: the one cinder-volume runs a process for each.
+  local b
+  for b in "${CINDER_BACKENDS[@]}"; do
+    cat >>"$CINDER_CONF" <<EOF
 
-[fake]
+[${b%%=*}]
 volume_driver = warmpool_fake_driver.WarmPoolFakeDriver
 target_helper = fake
-volume_backend_name = fake
+volume_backend_name = $FAKE_BACKEND_NAME
+backend_availability_zone = ${b#*=}
 EOF
+  done
   # Read after cinder.conf by the keystone-checked API only.
   cat >"$CINDER_DIR/keystone-api.conf" <<EOF
 [DEFAULT]
@@ -275,12 +324,19 @@ cinder_cmd() { # cinder_cmd MODULE ARGS... runs cinder.cmd.MODULE:main with our 
 # noauth only routes 32-hex-digit project ids; this one is used for health probes only.
 PROBE_PROJECT=00000000000000000000000000000000
 cinder_get() { curl -sf -m 5 -H "X-Auth-Token: stack:$PROBE_PROJECT" "http://127.0.0.1:$CINDER_PORT/v3/$PROBE_PROJECT/$1"; }
+# The scheduler up, and every backend's cinder-volume (host warmpool-stack@BACKEND) up in its zone.
 cinder_services_up() {
-  local body; body=$(cinder_get os-services) || return 1
-  grep -q '"binary": "cinder-scheduler"[^}]*"state": "up"' <<<"$body" &&
-    grep -q '"binary": "cinder-volume"[^}]*"state": "up"' <<<"$body"
+  local body b; body=$(cinder_get os-services) || return 1
+  grep -q '"binary": "cinder-scheduler"[^}]*"state": "up"' <<<"$body" || return 1
+  for b in "${CINDER_BACKENDS[@]}"; do
+    grep -q "\"host\": \"$CINDER_HOST@${b%%=*}\", \"zone\": \"${b#*=}\"[^}]*\"state\": \"up\"" <<<"$body" || return 1
+  done
 }
-cinder_pool_reported() { cinder_get "scheduler-stats/get_pools" | grep -q '"name": "warmpool-stack@fake#'; }
+# Every backend's pool reported to the scheduler (until then no create can land there).
+cinder_pool_reported() {
+  local body b; body=$(cinder_get scheduler-stats/get_pools) || return 1
+  for b in "${CINDER_BACKENDS[@]}"; do grep -q "\"name\": \"$CINDER_HOST@${b%%=*}#" <<<"$body" || return 1; done
+}
 
 ensure_rabbit_vhost() {
   # Cinder's queues (cinder-scheduler, cinder-volume) have fixed names: a vhost of our own keeps
@@ -304,22 +360,33 @@ start_cinder_service() {
     --config-file "$CINDER_CONF"
 }
 
+# conf_digest FILE...: tells whether a new rendering changed what the running services read.
+conf_digest() { { cat "$@" 2>/dev/null || true; } | md5sum | cut -d' ' -f1; }
+CINDER_SERVICES=(cinder-api cinder-scheduler cinder-volume cinder-api-keystone)
+
 start_cinder() {
   ensure_rabbit_vhost
-  say "Cinder on 127.0.0.1:$CINDER_PORT (noauth, fake driver, db $CINDER_DB_NAME)"
+  say "Cinder on 127.0.0.1:$CINDER_PORT (noauth, fake driver, backends ${CINDER_BACKENDS[*]}, db $CINDER_DB_NAME)"
+  local read_by_cinder=("$CINDER_CONF" "$CINDER_DIR/keystone-api.conf" "$CINDER_DIR/warmpool_fake_driver.py")
+  local before; before=$(conf_digest "${read_by_cinder[@]}")
   render_cinder_conf
+  cp "$ROOT/scripts/stack/warmpool_fake_driver.py" "$CINDER_DIR/"
+  restart_changed "$before" "$(conf_digest "${read_by_cinder[@]}")" "${CINDER_SERVICES[@]}"
   mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS \`$CINDER_DB_NAME\` CHARACTER SET utf8mb4" ||
     die "cannot create the Cinder database in MariaDB"
   local t; t=$(date +%s)
   cinder_cmd manage db sync >"$LOG_DIR/cinder-db-sync.log" 2>&1 || die "cinder-manage db sync failed, see $LOG_DIR/cinder-db-sync.log"
   say "  cinder-manage db sync done in $(($(date +%s) - t)) s"
-  cp "$ROOT/scripts/stack/warmpool_fake_driver.py" "$CINDER_DIR/"
+  # A stack made before the zones had Cinder's default zone `nova`, which no backend serves now:
+  # its volumes (the OS images' sources, the pool's stock) move to the default zone.
+  mysql -h 127.0.0.1 -u root -e "UPDATE \`$CINDER_DB_NAME\`.volumes SET availability_zone = '$CINDER_DEFAULT_ZONE'
+    WHERE availability_zone = 'nova'" || die "cannot move the volumes of zone nova to $CINDER_DEFAULT_ZONE"
   for svc in api scheduler volume; do start_cinder_service "$svc"; done
   wait_for "cinder-api" 90 cinder_get os-services || die "cinder-api does not answer; see $LOG_DIR/cinder-api.log"
   wait_for "cinder-scheduler and cinder-volume" 120 cinder_services_up ||
     die "Cinder services not up; see $LOG_DIR/cinder-{scheduler,volume}.log"
-  wait_for "volume pool reported to the scheduler" 120 cinder_pool_reported ||
-    die "the fake backend never reported its pool; see $LOG_DIR/cinder-volume.log"
+  wait_for "the pools of ${CINDER_BACKENDS[*]} reported to the scheduler" 120 cinder_pool_reported ||
+    die "a fake backend never reported its pool; see $LOG_DIR/cinder-volume.log"
 }
 
 # ---------------------------------------------------------------- Keystone
@@ -489,13 +556,14 @@ cmd_up() {
   prepare_postgres
   bootstrap_cloud
   start_nova
-  say "stack is up: Temporal 127.0.0.1:$TEMPORAL_PORT, Web UI http://127.0.0.1:$TEMPORAL_UI_PORT, Cinder http://127.0.0.1:$CINDER_PORT/v3"
+  say "stack is up: Temporal 127.0.0.1:$TEMPORAL_PORT, Web UI http://127.0.0.1:$TEMPORAL_UI_PORT, Cinder http://127.0.0.1:$CINDER_PORT/v3$(
+    [[ "$STACK_NOVA" == 1 ]] && echo ", Nova $NOVA_API_URL")"
 }
 
 cmd_down() {
   say "stopping the stack"
   stop_nova
-  for svc in cinder-api-keystone keystone cinder-api cinder-scheduler cinder-volume temporal; do stop_daemon "$svc"; done
+  stop_daemons cinder-api-keystone keystone cinder-api cinder-scheduler cinder-volume temporal
   say "stack is down (state kept in $STACK_DIR)"
 }
 
@@ -551,7 +619,7 @@ cmd_status() {
     if pid_alive "$svc"; then say "$svc: running (pid $(cat "$RUN_DIR/$svc.pid"))"; else say "$svc: not running"; ok=1; fi
   done
   if port_open "$TEMPORAL_PORT"; then say "Temporal: listening on 127.0.0.1:$TEMPORAL_PORT, UI http://127.0.0.1:$TEMPORAL_UI_PORT"; else ok=1; fi
-  if cinder_services_up; then say "Cinder: api, scheduler and volume up"; else say "Cinder: not ready"; ok=1; fi
+  if cinder_services_up; then say "Cinder: api, scheduler and volume up (backend=zone: ${CINDER_BACKENDS[*]})"; else say "Cinder: not ready"; ok=1; fi
   if [[ "$STACK_KEYSTONE" == 1 ]]; then
     if keystone_up && cinder_ks_up; then
       say "Keystone: $KEYSTONE_URL; keystone-checked Cinder on 127.0.0.1:$CINDER_KS_PORT (catalog: volumev3)"

@@ -20,6 +20,13 @@ export const OS_IMAGE_SIZE_GB = 1;
 export const ADMIN_QUOTA = { volumes: 2000, gigabytes: 20000, snapshots: 500 };
 export const TENANT_QUOTA = { volumes: 500, gigabytes: 5000, snapshots: 100 };
 
-/** Nova's zones with STACK_NOVA=1 (a host aggregate and a nova-compute each) and its flavor. */
+/**
+ * The stack's availability zones, the same in Cinder and Nova: a cinder-volume backend each
+ * (`backend_availability_zone`), and with Nova a host aggregate and a nova-compute each. The
+ * first is Cinder's default zone (`default_availability_zone`): a create without a zone lands
+ * there. scripts/stack.sh and scripts/stack/nova.sh name the same zones.
+ */
 export const NOVA_ZONES = ['az-1', 'az-2'] as const;
+export const STACK_ZONES = NOVA_ZONES;
+export const DEFAULT_ZONE = NOVA_ZONES[0];
 export const NOVA_FLAVOR = 'm1.pool';

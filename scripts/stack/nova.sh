@@ -1,26 +1,28 @@
 # shellcheck shell=bash
 # A real Nova beside the stack's Cinder, as the pool's consumer: servers boot from its volumes.
-# Sourced by scripts/stack.sh (its say, die, wait_for, start_daemon, stop_daemon, pid_alive).
+# Sourced by scripts/stack.sh (its say, die, wait_for, start_daemon, stop_daemons, pid_alive,
+# conf_digest, restart_changed, CINDER_BACKENDS).
 #
 # Debian's python3-nova and python3-placement run with $CINDER_PYTHON, no hypervisor: Placement
 # and nova-api (scripts/stack/nova_wsgi.py), nova-conductor, nova-scheduler, and one nova-compute
 # with the fake virt driver per zone (host aggregates az-1, az-2), cells v2 on MariaDB, a
 # RabbitMQ vhost of its own, service users and catalog entries in the stack's Keystone. There is
 # no Neutron: servers are created with `networks: none`, and an empty network service
-# (nova_no_network.py) answers Nova's port lookups. Opt-in: STACK_NOVA=1 (needs the Keystone).
+# (nova_no_network.py) answers Nova's port lookups. Nova's zones are Cinder's
+# (CINDER_BACKENDS), and `[cinder] cross_az_attach = False`: a server gets volumes of its own
+# zone only. On with the Keystone; STACK_NOVA=0 leaves it out.
 
-STACK_NOVA="${STACK_NOVA:-0}"
+STACK_NOVA="${STACK_NOVA:-$STACK_KEYSTONE}"
 NOVA_API_PORT="${NOVA_API_PORT:-8774}"
 PLACEMENT_PORT="${PLACEMENT_PORT:-8778}"
 NOVA_NO_NETWORK_PORT="${NOVA_NO_NETWORK_PORT:-9696}"
 NOVA_DB_PREFIX="${NOVA_DB_PREFIX:-warmpool_nova}"
 PLACEMENT_DB_NAME="${PLACEMENT_DB_NAME:-warmpool_placement}"
 NOVA_RABBIT_VHOST="${NOVA_RABBIT_VHOST:-warmpool-nova}"
-# [cinder] cross_az_attach: empty means False when Cinder offers every Nova zone, else True (a
-# volume in a zone Nova does not have could never be attached). See nova_cross_az_attach.
-NOVA_CROSS_AZ_ATTACH="${NOVA_CROSS_AZ_ATTACH:-}"
+# [cinder] cross_az_attach: False, as on a cloud whose zones each have their own storage.
+NOVA_CROSS_AZ_ATTACH="${NOVA_CROSS_AZ_ATTACH:-False}"
 NOVA_DEBIAN_PACKAGES=(python3-nova python3-placement python3-novaclient)
-# zone=compute host, one nova-compute each.
+# zone=compute host, one nova-compute each; the zones are Cinder's (CINDER_BACKENDS).
 NOVA_ZONES=(az-1=compute-az1 az-2=compute-az2)
 NOVA_CONTROL_HOST=warmpool-nova
 
@@ -64,14 +66,13 @@ ensure_nova_rabbit_vhost() {
 }
 
 # Nova refuses (cross_az_attach = False) a volume whose availability_zone is not the server's:
-# only where Cinder's volume zones name Nova's zones can that hold.
-nova_cross_az_attach() {
-  if [[ -n "$NOVA_CROSS_AZ_ATTACH" ]]; then echo "$NOVA_CROSS_AZ_ATTACH"; return; fi
-  local zones z missing=0
-  zones=$(cinder_get os-availability-zone | "$CINDER_PYTHON" -c \
-    'import json, sys; print(" ".join(z["zoneName"] for z in json.load(sys.stdin)["availabilityZoneInfo"]))') || zones=""
-  for z in "${NOVA_ZONES[@]}"; do grep -qw -- "${z%%=*}" <<<"$zones" || missing=1; done
-  if ((missing)); then echo True; else echo False; fi
+# every Nova zone needs a Cinder backend of that name.
+check_nova_zones() {
+  local nova cinder
+  nova=$(printf '%s\n' "${NOVA_ZONES[@]%%=*}" | sort)
+  cinder=$(printf '%s\n' "${CINDER_BACKENDS[@]#*=}" | sort)
+  [[ "$nova" == "$cinder" ]] ||
+    die "Nova's zones (${NOVA_ZONES[*]%%=*}) are not Cinder's (${CINDER_BACKENDS[*]#*=}): scripts/stack.sh and scripts/stack/nova.sh must name the same"
 }
 
 keystone_authtoken_section() { # keystone_authtoken_section USER
@@ -103,9 +104,7 @@ region_name = RegionOne
 EOF
 }
 
-NOVA_CROSS_AZ=""
 render_nova_conf() {
-  NOVA_CROSS_AZ=$(nova_cross_az_attach)
   mkdir -p "$NOVA_DIR"/{state,lock} "$PLACEMENT_DIR" "$LOG_DIR"
   cp "$ROOT/scripts/stack/nova-api-paste.ini" "$NOVA_DIR/api-paste.ini"
   (umask 077 && {
@@ -154,8 +153,8 @@ endpoint_override = http://127.0.0.1:9292
 # The catalog's volumev3 endpoint: the keystone-checked cinder-api.
 catalog_info = volumev3::publicURL
 os_region_name = RegionOne
-# False: a server gets only volumes of its own zone (nova_cross_az_attach decides).
-cross_az_attach = $NOVA_CROSS_AZ
+# False: a server gets only volumes of its own zone.
+cross_az_attach = $NOVA_CROSS_AZ_ATTACH
 auth_type = password
 auth_url = $KEYSTONE_URL
 username = nova
@@ -167,7 +166,7 @@ $(service_auth_section placement)
 valid_interfaces = public
 $(service_auth_section service_user)
 # Nova's token beside the user's: Cinder lets only Nova (a service token with the role
-# `service`) delete an attachment in use, which is what a server's delete does.
+# "service") delete an attachment in use, which is what a server's delete does.
 send_service_user_token = true
 $(service_auth_section neutron)
 endpoint_override = http://127.0.0.1:$NOVA_NO_NETWORK_PORT
@@ -272,22 +271,34 @@ wait_nova_service() {
     nova-no-network) wait_for "$1" 30 nova_no_network_up ;;
     placement) wait_for "Placement on $PLACEMENT_URL" 90 placement_up ;;
     nova-api) wait_for "nova-api on $NOVA_API_URL" 120 nova_api_up ;;
-    nova-compute-*) wait_for "$1" 120 nova_compute_reporting "${1#nova-}" ;;
+    nova-compute-*) wait_for "$1" 120 nova_compute_reporting "$1" ;;
     *) return 0 ;;
   esac || die "$1 is not ready; see $LOG_DIR/$1.log"
 }
-nova_compute_reporting() { nova_computes_reporting | grep -qx -- "$1"; }
+# nova_compute_reporting NAME: its compute service has reported since this process started (a
+# report of the one it replaced does not count).
+nova_compute_reporting() {
+  local since; since=$(date -u -r "$RUN_DIR/$1.pid" '+%F %T') || return 1
+  [[ -n $(nova_sql "SELECT host FROM \`$NOVA_DB_PREFIX\`.services WHERE \`binary\` = 'nova-compute'
+    AND deleted = 0 AND host = '${1#nova-}' AND COALESCE(updated_at, created_at) > '$since'") ]]
+}
+
+# What the running Nova services read, to restart them when `up` renders something new.
+nova_conf_files() { echo "$NOVA_CONF" "$NOVA_DB_CONF" "$PLACEMENT_DIR/placement.conf" "$NOVA_DIR/api-paste.ini" "$NOVA_DIR"/compute-*.conf; }
 
 start_nova() {
   [[ "$STACK_NOVA" == 1 ]] || return 0
   [[ "$STACK_KEYSTONE" == 1 ]] || die "STACK_NOVA=1 needs the Keystone (STACK_KEYSTONE=1)"
+  check_nova_zones
   install_nova
   ensure_nova_rabbit_vhost
+  local before svc
+  # shellcheck disable=SC2046 # paths without spaces
+  before=$(conf_digest $(nova_conf_files))
   render_nova_conf
-  say "Nova: API $NOVA_API_URL, Placement $PLACEMENT_URL, zones ${NOVA_ZONES[*]} (fake driver), cross_az_attach = $NOVA_CROSS_AZ"
-  if [[ "$NOVA_CROSS_AZ" == True && -z "$NOVA_CROSS_AZ_ATTACH" ]]; then
-    say "  Cinder's volume zones are not Nova's (${NOVA_ZONES[*]%%=*}): volumes attach across zones"
-  fi
+  say "Nova: API $NOVA_API_URL, Placement $PLACEMENT_URL, zones ${NOVA_ZONES[*]} (fake driver), cross_az_attach = $NOVA_CROSS_AZ_ATTACH"
+  # shellcheck disable=SC2046 # paths without spaces
+  restart_changed "$before" "$(conf_digest $(nova_conf_files))" $(nova_services)
   if ! nova_setup_current; then
     setup_nova_databases
     "$CINDER_PYTHON" "$ROOT/scripts/stack/nova_cloud.py" catalog "$KEYSTONE_URL" "$KEYSTONE_ADMIN_PASSWORD" \
@@ -296,7 +307,6 @@ start_nova() {
     say "  service users nova, placement; catalog compute, placement"
     nova_packages >"$NOVA_SETUP_STAMP"
   fi
-  local svc
   for svc in $(nova_services); do start_nova_service "$svc"; done
   for svc in $(nova_services); do wait_nova_service "$svc"; done
   wait_for "compute nodes of ${NOVA_ZONES[*]#*=}" 120 nova_computes_ready ||
@@ -313,8 +323,8 @@ start_nova() {
 }
 
 stop_nova() {
-  local svc
-  for svc in $(nova_services | tr ' ' '\n' | tac); do stop_daemon "$svc"; done
+  # shellcheck disable=SC2046
+  stop_daemons $(nova_services)
 }
 
 # For `stack.sh start NAME` (kill is generic: SIGKILL to the process group).
@@ -334,17 +344,26 @@ reset_nova() {
   rm -rf "$NOVA_DIR"
 }
 
-# Prints each service; returns 1 when Nova is part of the stack and something is missing.
+# Prints each service; returns 1 when Nova is part of the stack and something is missing. With
+# STACK_NOVA=0 a Nova still running (started by an earlier `up`) is shown, never an error.
 nova_status() {
-  if [[ "$STACK_NOVA" != 1 ]] && ! ls "$RUN_DIR"/nova-*.pid >/dev/null 2>&1; then
-    say "Nova: not part of this stack (STACK_NOVA=1 brings it up)"; return 0
+  local ok=0 svc running=0
+  for svc in $(nova_services); do pid_alive "$svc" && running=1; done
+  if [[ "$STACK_NOVA" != 1 ]] && ((!running)); then
+    say "Nova: not part of this stack (STACK_NOVA=0)"; return 0
   fi
-  local ok=0 svc
+  [[ "$STACK_NOVA" == 1 ]] || say "Nova: running though STACK_NOVA=0 (an earlier up started it; down stops it)"
   for svc in $(nova_services); do
     if pid_alive "$svc"; then say "$svc: running (pid $(cat "$RUN_DIR/$svc.pid"))"; else say "$svc: not running"; ok=1; fi
   done
+  local reporting; reporting=$(nova_computes_reporting | tr '\n' ' ')
   if placement_up && nova_api_up; then
-    say "Nova: $NOVA_API_URL (catalog: compute), Placement $PLACEMENT_URL; compute hosts reporting: $(nova_computes_reporting | tr '\n' ' ')"
+    say "Nova: $NOVA_API_URL (catalog: compute), Placement $PLACEMENT_URL; zones ${NOVA_ZONES[*]}; compute hosts reporting: ${reporting:-none}"
   else say "Nova: not ready (nova-api or Placement does not answer)"; ok=1; fi
+  local z; for z in "${NOVA_ZONES[@]}"; do grep -qw -- "${z#*=}" <<<"$reporting" || ok=1; done
+  if [[ "$STACK_NOVA" != 1 ]]; then
+    ((ok == 0)) || say "  (STACK_NOVA=0: Nova is not checked)"
+    return 0
+  fi
   return $ok
 }
