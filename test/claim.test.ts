@@ -299,8 +299,14 @@ describe('claims (API + workflow, real stack)', () => {
         500,
       );
       const q = `WorkflowType = 'fillPoolWorkflow' AND TaskQueue = '${config.temporal.taskQueue}' AND StartTime > '${since.toISOString()}'`;
-      let runs = 0;
-      for await (const _ of client.workflow.list({ query: q })) runs++;
+      // Visibility is eventually consistent: the refill's run may be listed a moment late.
+      const count = async () => {
+        let n = 0;
+        for await (const _ of client.workflow.list({ query: q })) n++;
+        return n;
+      };
+      await waitFor('the refill listed', count, (n) => n >= 1, 10_000, 250);
+      const runs = await count();
       assert.ok(runs >= 1 && runs <= 2, `${runs} fill runs for one burst`);
     },
   );

@@ -35,14 +35,14 @@ export function plainCreationActivities(
   async function createTenantVolume(input: {
     target: ClaimTarget;
     image: CurrentImage | null;
-  }): Promise<{ volumeId: string; existing?: boolean }> {
+  }): Promise<{ volumeId: string; existing?: boolean; zone?: string }> {
     const { target: t, image } = input;
     const mark = createdByClaim(t.claimId);
     return exclusive(db, `create:${t.claimId}`, async () => {
       try {
         const named = await tenant(t).listVolumes({ name: t.name });
         const other = named.find((v) => usable(v) && v.description !== mark);
-        if (other) return { volumeId: other.id, existing: true };
+        if (other) return { volumeId: other.id, existing: true, zone: other.availabilityZone };
         const ours = (list: Volume[]) =>
           oldestFirst(list.filter((v) => v.description === mark && v.status !== 'deleting'));
         let made = ours(named);
@@ -80,6 +80,8 @@ export function plainCreationActivities(
       size,
       snapshotId: image?.snapshotId,
       volumeType: image?.volumeType ?? t.volumeType,
+      // From a snapshot: the snapshot's zone, which is the claim's (its zone's image).
+      availabilityZone: t.zone || undefined,
       description: createdByClaim(t.claimId),
     });
     await recordMiss(t);
@@ -94,6 +96,7 @@ export function plainCreationActivities(
         claimId: t.claimId,
         type: t.volumeType,
         os: t.os,
+        zone: t.zone ?? '',
         projectId: t.projectId,
         hit: false,
       });

@@ -67,21 +67,30 @@ export function reserveActivities({
   async function currentImage(input: {
     os: string;
     volumeType: string;
+    zone?: string;
   }): Promise<CurrentImage | null> {
-    const img = await images.get(input.os, input.volumeType);
+    const img = await images.get(input.os, input.volumeType, input.zone ?? '');
     return img
       ? { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb }
       : null;
   }
 
-  /** Reserves one current pool volume for this claim (the same one again on a retry). */
+  /**
+   * Reserves one current pool volume of the claim's zone for this claim (the same one again on
+   * a retry).
+   */
   async function reservePoolVolume(input: {
     claimId: string;
     os: string;
     volumeType: string;
+    zone?: string;
     snapshotId: string;
   }): Promise<ReservedVolume | null> {
-    const row = await repo.reserve(input.volumeType, input.os, input.claimId, input.snapshotId);
+    const row = await repo.reserve(
+      { type: input.volumeType, os: input.os, zone: input.zone ?? '' },
+      input.claimId,
+      input.snapshotId,
+    );
     return row ? reservedVolume(row) : null;
   }
 
@@ -94,12 +103,16 @@ export function reserveActivities({
   async function overFairShare(t: ClaimTarget): Promise<string | undefined> {
     const fair = config.pool.policy.tenantShare;
     if (!fair) return undefined;
+    const zone = t.zone ?? '';
     const floor =
-      config.pool.targets.find((p) => p.os === t.os && p.volumeType === t.volumeType)?.target ?? 0;
+      config.pool.targets.find(
+        (p) => p.os === t.os && p.volumeType === t.volumeType && p.zone === zone,
+      )?.target ?? 0;
     const allowed = Math.max(1, Math.floor(fair.share * floor));
     const hits = await demand.tenantHits({
       type: t.volumeType,
       os: t.os as string,
+      zone,
       projectId: t.projectId,
       minutes: fair.windowMinutes,
       otherThan: t.claimId,
@@ -122,7 +135,7 @@ export function reserveActivities({
     // The image read needs no lock: both at once.
     const [, image] = await Promise.all([
       lockClaimName(t),
-      currentImage({ os: t.os as string, volumeType: t.volumeType }),
+      currentImage({ os: t.os as string, volumeType: t.volumeType, zone: t.zone }),
     ]);
     if (!image) return { image, reserved: null };
     const declined = await overFairShare(t);
@@ -131,6 +144,7 @@ export function reserveActivities({
       claimId: t.claimId,
       os: t.os as string,
       volumeType: t.volumeType,
+      zone: t.zone,
       snapshotId: image.snapshotId,
     });
     return { image, reserved };
