@@ -389,8 +389,10 @@ export function registerClaimRoutes(
         ...(zone ? { zone } : {}),
         ...(b.deleteOnTermination ? { deleteOnTermination: true } : {}),
       };
+      // The body as asked: a zone only when named, so that a claim started before zones (or
+      // before a change of the default zone) and retried after keeps its hash.
       const bodyHash = createHash('sha256')
-        .update(JSON.stringify({ ...input, createTimeoutMs: undefined }))
+        .update(JSON.stringify({ ...input, createTimeoutMs: undefined, zone: b.availabilityZone }))
         .digest('hex');
       const workflowId = claimWorkflowId(b.requestId);
 

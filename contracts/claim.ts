@@ -38,6 +38,8 @@ export const CLAIM_FAILURES = {
   volumeTimeout: 'VolumeTimeout',
   /** Plain creation in the pool's project (plain_create_in = pool) was refused by its quota. */
   poolOverQuota: 'PoolOverQuota',
+  /** The tenant has a volume of that name already, in another zone than the claim's. */
+  zoneMismatch: 'ZoneMismatch',
 } as const;
 
 export interface ClaimTarget {

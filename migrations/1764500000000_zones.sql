@@ -46,6 +46,7 @@ BEGIN
 END $$;
 
 -- Down Migration
+-- Drain zoned stock first (`pool drain`): down, every zone's rows fold into one (type, OS) pool.
 DROP FUNCTION reserve_pool_volume(text, text, text, text, text);
 ALTER TABLE claim_log DROP COLUMN zone;
 DROP INDEX pool_lead_times_pool_at;

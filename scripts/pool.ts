@@ -109,7 +109,7 @@ async function status(config: AppConfig, client: Client): Promise<void> {
               `planned ${s.planned}, available ${s.available}, failed ${s.failed}, drained ${s.drained}` +
               (s.stoppedBy ? `; stopped by ${s.stoppedBy}` : '') +
               (s.skipped?.length
-                ? `; skipped: ${s.skipped.map((k) => `${k.type}/${k.os}`).join(', ')}`
+                ? `; skipped: ${s.skipped.map((k) => `${k.type}/${k.os}${k.zone ? `@${k.zone}` : ''}`).join(', ')}`
                 : '')
           : `\nlast fill: ${run.startedAt.toISOString()} RUNNING (its counts are recorded when it ends)`,
       );
@@ -365,10 +365,23 @@ async function run(
         return await fillNow(config, client, !!values.wait);
       case 'sync-os': {
         const r = await start(syncOsWorkflow, syncOsWorkflowId(prefix));
+        // The zone last (when the pool names zones): a pool per (type, OS, zone), each with its
+        // own zone's snapshot under the same name.
+        const zoned = r.images.some((i) => i.zone !== '');
         console.log(
-          table(r.images.map((i) => ({ type: i.type, os: i.os, snapshot: i.snapshotName }))),
+          table(
+            r.images.map((i) => ({
+              type: i.type,
+              os: i.os,
+              snapshot: i.snapshotName,
+              ...(zoned ? { zone: i.zone } : {}),
+            })),
+          ),
         );
-        for (const s of r.skipped) console.warn(`skipped ${s.type}/${s.os}: ${s.reason}`);
+        for (const s of r.skipped)
+          console.warn(
+            `skipped ${s.type}/${s.os}${s.zone ? ` in zone ${s.zone}` : ''}: ${s.reason}`,
+          );
         return;
       }
       case 'drain': {

@@ -178,14 +178,16 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   const os = input.os as string;
   // Lock, image and reservation in one local step: one pass through the worker, no round trip.
   const first = await localNames.reserveForClaim(target);
-  const image = first.image ?? (await imageFromCinder(os, input.volumeType, input.zone ?? ''));
+  // The zone the reserve step served (a claim without one: the worker's default zone).
+  const zone = first.zone ?? input.zone ?? '';
+  const image = first.image ?? (await imageFromCinder(os, input.volumeType, zone));
   const reserved = first.image
     ? first.reserved
     : await localDb.reservePoolVolume({
         claimId: target.claimId,
         os,
         volumeType: input.volumeType,
-        ...(input.zone ? { zone: input.zone } : {}),
+        ...(zone ? { zone } : {}),
         snapshotId: image.snapshotId,
       });
   if (!reserved) {
@@ -215,7 +217,7 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
 async function delivered(run: ClaimRun, delivery: Delivery): Promise<ClaimResult> {
   run.mark('delivered');
   run.nameReleased = delivery.nameReleased;
-  if (delivery.existing) return run.done(delivery.volumeId, 'existing', delivery.zone);
+  if (delivery.existing) return existing(run, delivery.volumeId, delivery.zone);
   if (mustGrow(run.target.sizeGb, delivery.sizeGb)) {
     run.step('extend');
     const grown = await extend.extendTenantVolume({
@@ -242,7 +244,7 @@ async function plainCreation(run: ClaimRun, image: CurrentImage | null): Promise
   if (created.existing) {
     run.mark('lookup');
     run.status.fallbackReason = null;
-    return run.done(created.volumeId, 'existing', created.zone);
+    return existing(run, created.volumeId, created.zone);
   }
   run.mark('createRequested');
   run.step('wait-available');
@@ -253,7 +255,21 @@ async function plainCreation(run: ClaimRun, image: CurrentImage | null): Promise
   });
   await waiter.awaitTenantVolume({ target, volumeId: created.volumeId, deadlineAt });
   run.mark('available');
-  return run.done(created.volumeId, 'created');
+  return run.done(created.volumeId, 'created', created.zone);
+}
+
+/**
+ * The tenant has a volume of that name already: it is the answer (a claim is idempotent by
+ * name), unless it lies in another zone than the claim asks, where Nova would refuse to boot it.
+ */
+function existing(run: ClaimRun, volumeId: string, zone?: string): ClaimResult {
+  const asked = run.input.zone;
+  if (asked && zone && zone !== asked)
+    throw ApplicationFailure.nonRetryable(
+      `the tenant's volume ${JSON.stringify(run.input.name)} (${volumeId}) is in zone ${zone}, not ${asked}`,
+      CLAIM_FAILURES.zoneMismatch,
+    );
+  return run.done(volumeId, 'existing', zone);
 }
 
 /** No fill has run yet (a fresh install): the OS's image in the zone straight from Cinder. */

@@ -35,7 +35,9 @@ export function resolveImagesActivity({
       // The snapshot's source volume carries the real Cinder type (on Ceph: pool + type) and
       // the zone: a volume made from the snapshot lands in that zone (cloned_volume_same_az).
       const v = await cinder.findVolume(snap.volumeId);
-      sources.set(snap.volumeId, v && { zone: v.availabilityZone, volumeType: v.volumeType });
+      // A source volume gone (deleted after its snapshot) is asked again next time, not cached.
+      if (!v) return null;
+      sources.set(snap.volumeId, { zone: v.availabilityZone, volumeType: v.volumeType });
       if (sources.size > 10_000) sources.delete(sources.keys().next().value as string);
     }
     return sources.get(snap.volumeId) ?? null;
@@ -77,7 +79,10 @@ export function resolveImagesActivity({
           }
       const where = zone ? ` in zone ${zone}` : '';
       if (!best) {
-        const reason = `no available snapshot named like "${rule.format(os, type, '<version>')}"${where}`;
+        const unplaced = zoned
+          ? ' (a snapshot with neither an availability_zone metadata nor a source volume has no zone)'
+          : '';
+        const reason = `no available snapshot named like "${rule.format(os, type, '<version>')}"${where}${candidates.length > 0 ? unplaced : ''}`;
         log.warn(`skipping ${type}/${os}${where}: ${reason}`);
         skipped.push({ os, type, ...(zone ? { zone } : {}), reason });
         continue;
@@ -114,7 +119,14 @@ export function resolveImagesActivity({
     }
 
     if (opts.replaceAll) await repo.replaceAll(db, images);
-    else for (const img of images) await repo.upsert(img);
+    else {
+      for (const img of images) await repo.upsert(img);
+      // Images of pools no longer configured (a zone turned on or off, an OS dropped) go: their
+      // stock is stale and drains, and `drain --stale` must see it so.
+      await repo.keepOnly(
+        config.pool.targets.map((t) => ({ os: t.os, type: t.volumeType, zone: t.zone })),
+      );
+    }
     return { images, skipped, changed };
   };
 }

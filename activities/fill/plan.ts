@@ -57,7 +57,8 @@ const byAge = (a: PlanRow, b: PlanRow) =>
   a.createdAt.getTime() - b.createdAt.getTime() || a.id - b.id;
 
 const targetOf = (targets: PlanTarget[], img: ResolvedImage) =>
-  targets.find((x) => x.os === img.os && x.volumeType === img.type && x.zone === img.zone);
+  // (An image of a previous build's resolve has no zone: '' is its pool's.)
+  targets.find((x) => x.os === img.os && x.volumeType === img.type && x.zone === (img.zone ?? ''));
 
 /** Whether demand raises the target of a pool with a current image (then the quota matters). */
 export const demandRaises = (images: ResolvedImage[], targets: PlanTarget[]) =>
@@ -74,7 +75,9 @@ export function planFill(input: PlanInput, settings: PlanSettings): FillPlan {
 
   const pools = images.map((img) => {
     const t = targetOf(targets, img);
-    const mine = rows.filter((r) => r.os === img.os && r.type === img.type && r.zone === img.zone);
+    const mine = rows.filter(
+      (r) => r.os === img.os && r.type === img.type && r.zone === (img.zone ?? ''),
+    );
     const fresh = mine.filter((r) => r.snapshotId === img.snapshotId);
     const current = fresh.filter((r) => r.status === 'creating' || r.status === 'available');
     const idle = fresh.filter((r) => r.status === 'available').sort(byAge);

@@ -292,16 +292,16 @@ const ZONE_KEYS = { backup_nums_more: 'more', backup_nums_less: 'less' } as cons
 
 type ZoneCounts = Map<string, { more?: number; less?: number }>;
 
-/** The `[zone <name>]` sections: each names a configured zone and holds only count keys. */
-function zoneCounts(ini: Record<string, Record<string, unknown>>, zones: string[]): ZoneCounts {
+/**
+ * The `[zone <name>]` sections, holding only count keys. A section of a zone not served is read
+ * (its keys checked) and left unused: the environment may narrow availability_zones without an
+ * edit of the file (POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES=az-1).
+ */
+function zoneCounts(ini: Record<string, Record<string, unknown>>): ZoneCounts {
   const out: ZoneCounts = new Map();
   for (const [section, body] of Object.entries(ini)) {
     const zone = ZONE_SECTION.exec(section)?.[1];
     if (zone === undefined || typeof body !== 'object' || body === null) continue;
-    if (!zones.includes(zone))
-      throw new ConfigError(
-        `[${section}]: ${zone} is not in [volumes_backup] availability_zones (${zones.join(', ') || 'none'})`,
-      );
     const counts: { more?: number; less?: number } = {};
     for (const [key, raw] of Object.entries(body)) {
       const which = ZONE_KEYS[key as keyof typeof ZONE_KEYS];
@@ -414,7 +414,7 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
   checkKnownKeys(ini);
   const v = readValues(ini, env);
   const { zones, defaultZone } = zonesOf(v);
-  const perZone = zoneCounts(ini, zones);
+  const perZone = zoneCounts(ini);
 
   let snapshotNameRule: SnapshotNameRule;
   try {

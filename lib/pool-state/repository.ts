@@ -414,6 +414,17 @@ export class OsImageRepository {
     );
   }
 
+  /** Deletes the images of every (os, type, zone) not in `pools`. */
+  async keepOnly(pools: { os: string; type: string; zone: string }[]): Promise<number> {
+    const { rowCount } = await this.db.query(
+      `DELETE FROM os_images i
+        WHERE NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[], $3::text[]) AS k(os, type, zone)
+                           WHERE k.os = i.os AND k.type = i.type AND k.zone = i.zone)`,
+      [pools.map((p) => p.os), pools.map((p) => p.type), pools.map((p) => p.zone)],
+    );
+    return rowCount ?? 0;
+  }
+
   /** sync-os: replaces the whole table in one transaction (readers see old or new, never empty). */
   async replaceAll(pool: pg.Pool, images: Omit<OsImage, 'syncedAt'>[]): Promise<void> {
     const client = await pool.connect();

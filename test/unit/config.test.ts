@@ -212,15 +212,23 @@ describe('availability zones', () => {
     );
   });
 
-  test('an unknown zone section, a default zone not in the list and a zone named twice are refused', () => {
+  test('a section of a zone not served is unused (the environment may narrow the zones)', () => {
+    const narrowed = loadConfig({
+      iniText: zoned(TWO, '[zone az-2]\nbackup_nums_more = 1'),
+      env: { ...noEnv, POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: 'az-1' },
+    });
+    assert.deepEqual(narrowed.pool.zones, ['az-1']);
+    assert.ok(narrowed.pool.targets.every((t) => t.zone === 'az-1'));
+    const none = loadConfig({ iniText: seedIni + '\n[zone az-1]\nbackup_nums_more = 1\n', env: noEnv });
+    assert.ok(none.pool.targets.every((t) => t.zone === ''));
+    // Its keys are checked all the same.
     rejects(
-      zoned(TWO, '[zone az-3]\nbackup_nums_more = 1'),
-      /\[zone az-3\]: az-3 is not in \[volumes_backup\] availability_zones \(az-1, az-2\)/,
+      zoned(TWO, '[zone az-3]\nbackup_nums_more = many'),
+      /\[zone az-3\] backup_nums_more = "many": expected a whole number/,
     );
-    rejects(
-      seedIni + '\n[zone az-1]\nbackup_nums_more = 1\n',
-      /\[zone az-1\]: az-1 is not in \[volumes_backup\] availability_zones \(none\)/,
-    );
+  });
+
+  test('a default zone not in the list and a zone named twice are refused', () => {
     rejects(
       zoned(`${TWO}\ndefault_availability_zone = az-9`),
       /\[volumes_backup\] default_availability_zone = az-9 is not one of availability_zones \(az-1, az-2\)/,
