@@ -219,7 +219,10 @@ describe('availability zones', () => {
     });
     assert.deepEqual(narrowed.pool.zones, ['az-1']);
     assert.ok(narrowed.pool.targets.every((t) => t.zone === 'az-1'));
-    const none = loadConfig({ iniText: seedIni + '\n[zone az-1]\nbackup_nums_more = 1\n', env: noEnv });
+    const none = loadConfig({
+      iniText: seedIni + '\n[zone az-1]\nbackup_nums_more = 1\n',
+      env: noEnv,
+    });
     assert.ok(none.pool.targets.every((t) => t.zone === ''));
     // Its keys are checked all the same.
     rejects(
