@@ -52,6 +52,10 @@ const claimBody = {
     volumeType: { type: 'string', minLength: 1, maxLength: 255 },
     sizeGb: { type: 'integer', minimum: 1, maximum: 16384 },
     systemDisk: { type: 'boolean', default: true },
+    /** The VM's availability zone (one of the pool's); absent: the pool's default zone. */
+    availabilityZone: { type: 'string', minLength: 1, maxLength: 255 },
+    /** The answer's block device mapping deletes the volume with the server. */
+    deleteOnTermination: { type: 'boolean', default: false },
   },
 } as const;
 
@@ -71,6 +75,20 @@ export const claimReply = {
     fallbackReason: nullable('string'),
     extendError: nullable('string'),
     timingsMs: { type: 'object', additionalProperties: { type: 'number' } },
+    /** The volume's availability zone. */
+    availabilityZone: { type: 'string' },
+    /** Nova's `block_device_mapping_v2` entry for this volume, ready for a server create. */
+    blockDeviceMapping: {
+      type: 'object',
+      required: ['uuid', 'source_type', 'destination_type', 'boot_index', 'delete_on_termination'],
+      properties: {
+        uuid: { type: 'string' },
+        source_type: { type: 'string', enum: ['volume'] },
+        destination_type: { type: 'string', enum: ['volume'] },
+        boot_index: { type: 'integer' },
+        delete_on_termination: { type: 'boolean' },
+      },
+    },
     /** The running claim's step (from its status query), null when no worker answered. */
     step: nullable('string'),
     note: { type: 'string' },
@@ -305,6 +323,7 @@ export function registerClaimRoutes(
   const claimLog = new ClaimLog(deps.db);
   const location = (requestId: string) => `/v1/claims/${encodeURIComponent(requestId)}`;
   const knownOs = [...new Set(config.pool.targets.map((t) => t.os))];
+  const { zones, defaultZone } = config.pool;
 
   const serviceUnavailable = (reply: FastifyReply, err: TemporalDown) =>
     reply.status(503).send({ error: err.message });
@@ -344,6 +363,17 @@ export function registerClaimRoutes(
       }
       if (!b.systemDisk && !b.sizeGb)
         return reply.status(400).send({ error: 'sizeGb is required for a data disk' });
+      const zoneError = badText('availabilityZone', b.availabilityZone);
+      if (zoneError) return reply.status(400).send({ error: zoneError });
+      if (b.availabilityZone !== undefined && !zones.includes(b.availabilityZone)) {
+        return reply.status(400).send({
+          error:
+            zones.length > 0
+              ? `unknown availabilityZone ${JSON.stringify(b.availabilityZone)}; known: ${zones.join(', ')}`
+              : `availabilityZone ${JSON.stringify(b.availabilityZone)}: this pool serves no zones (availability_zones is empty), leave it out`,
+        });
+      }
+      const zone = b.availabilityZone ?? defaultZone;
 
       const input: ClaimInput = {
         requestId: b.requestId,
@@ -355,9 +385,14 @@ export function registerClaimRoutes(
         sizeGb: b.sizeGb ?? null,
         systemDisk: b.systemDisk,
         createTimeoutMs: config.api.plainCreateTimeoutMs,
+        // Only when set, so that a claim's hash stays what it was for pools without zones.
+        ...(zone ? { zone } : {}),
+        ...(b.deleteOnTermination ? { deleteOnTermination: true } : {}),
       };
+      // The body as asked: a zone only when named, so that a claim started before zones (or
+      // before a change of the default zone) and retried after keeps its hash.
       const bodyHash = createHash('sha256')
-        .update(JSON.stringify({ ...input, createTimeoutMs: undefined }))
+        .update(JSON.stringify({ ...input, createTimeoutMs: undefined, zone: b.availabilityZone }))
         .digest('hex');
       const workflowId = claimWorkflowId(b.requestId);
 
@@ -378,6 +413,7 @@ export function registerClaimRoutes(
             projectId: b.projectId,
             os: input.os,
             volumeType: b.volumeType,
+            zone: result?.availabilityZone ?? (zone || null),
             outcome,
             httpStatus,
             seconds: result ? (result.timingsMs.total ?? 0) / 1000 : null,

@@ -51,8 +51,8 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
 
   new Gauge({
     name: 'warmpool_pool_volumes',
-    help: 'Pool volumes per volume type, OS and state (available = current image, ready to hand out; target = floor raised by demand).',
-    labelNames: ['volume_type', 'os', 'state'],
+    help: 'Pool volumes per volume type, OS, availability zone and state (available = current image, ready to hand out; target = floor raised by demand).',
+    labelNames: ['volume_type', 'os', 'zone', 'state'],
     registers: [registry],
     async collect() {
       this.reset();
@@ -68,7 +68,7 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
           'flagged',
           'missing',
         ] as const) {
-          this.set({ volume_type: l.volumeType, os: l.os, state }, l[state]);
+          this.set({ volume_type: l.volumeType, os: l.os, zone: l.zone, state }, l[state]);
         }
       }
     },

@@ -27,6 +27,7 @@ export const poolLevel = {
   required: [
     'volumeType',
     'os',
+    'zone',
     'floor',
     'target',
     'why',
@@ -41,6 +42,10 @@ export const poolLevel = {
   properties: {
     volumeType: { type: 'string' },
     os: { type: 'string' },
+    zone: {
+      type: 'string',
+      description: "The availability zone ('' when the pool names no zones).",
+    },
     floor: { type: 'integer', description: "The configured count: the target's floor." },
     target: { type: 'integer', description: 'What the fill keeps: the floor raised by demand.' },
     why: { type: 'string', description: 'Which rule set the target (floor, demand, cap).' },
@@ -179,6 +184,7 @@ const dashboardReply = {
           projectId: { type: 'string' },
           os: { type: ['string', 'null'] },
           volumeType: { type: 'string' },
+          zone: { type: ['string', 'null'] },
           outcome: { type: 'string' },
           httpStatus: { type: 'integer' },
           seconds: nullableNumber,

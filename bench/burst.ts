@@ -10,10 +10,17 @@
  * kills one worker (SIGKILL) once half the claims are answered and starts another; a claim the
  * API answers 202 is polled (GET) until it ends, as a caller would. Prints every claim answered
  * or not, claims left running (stuck), and the peak of PostgreSQL connections against its limit.
+ *
+ * Zones: the pool serves one, the stack configuration's default zone (az-1 of config/pool.ini),
+ * where every claim goes (none names a zone); the bare sequences create there too, from that
+ * zone's snapshot. The stack's Cinder holds each OS image in every zone under one name, so the
+ * check of each claimed volume's snapshot and zone tells the zones apart.
  */
 import assert from 'node:assert/strict';
 import { loadConfig, type AppConfig } from '../lib/config/load';
-import { cinderFromConfig, type CinderClient } from '../lib/cinder';
+import { compareVersions } from '../lib/config/snapshot-name-rule';
+import { cinderFromConfig, type CinderClient, type Snapshot } from '../lib/cinder';
+import { SNAPSHOT_ZONE_KEY } from '../activities/fill/images';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { connectClient } from '../lib/temporal/connect';
@@ -43,6 +50,12 @@ const POLL_SECONDS = 0.5;
  * beforehand without one; during the burst the refill runs at the pace an operator sets.
  */
 const REFILL_INTERVAL = process.env.BENCH_REFILL_INTERVAL ?? '2';
+/**
+ * The one zone the pool serves during the burst: the stack configuration's default zone ('' when
+ * it names no zones: Cinder's default). Another zone's stock would be made and never claimed.
+ */
+const ZONE = loadConfig().pool.defaultZone;
+const zoneLabel = (zone: string) => zone || "Cinder's default (the pool names no zones)";
 
 const quantile = (ms: number[], p: number) => {
   const s = [...ms].sort((a, b) => a - b);
@@ -56,9 +69,67 @@ interface Claimed {
   projectId: string;
   name: string;
   os: string;
+  /** The claim's zone: the pool's default one (the claim names none). */
+  zone: string;
   volumeId: string;
   outcome: string;
   ms: number;
+}
+
+const imageKey = (os: string, zone: string) => `${os}\u0000${zone}`;
+
+/**
+ * Each (OS, zone)'s current OS-image snapshot of `type`, told from Cinder the way the fill tells
+ * it (activities/fill/images.ts): among the available snapshots named by the rule, the newest
+ * version (then the latest created) in each zone, a snapshot's zone being its
+ * `availability_zone` metadata, else its source volume's. The stack has one such snapshot per OS
+ * in every zone, all under the same name. With no zones configured: the newest of any zone, under
+ * zone ''. Keyed by imageKey(os, zone).
+ */
+async function currentImages(
+  config: AppConfig,
+  cinder: CinderClient,
+  oses: string[],
+  type: string,
+): Promise<Map<string, Snapshot>> {
+  const rule = config.pool.snapshotNameRule;
+  const zoned = config.pool.zones.length > 0;
+  const sourceZones = new Map<string, string | null>();
+  const zoneOf = async (snap: Snapshot): Promise<string | null> => {
+    if (!zoned) return '';
+    if (snap.metadata[SNAPSHOT_ZONE_KEY]) return snap.metadata[SNAPSHOT_ZONE_KEY];
+    if (!sourceZones.has(snap.volumeId))
+      sourceZones.set(
+        snap.volumeId,
+        (await cinder.findVolume(snap.volumeId))?.availabilityZone ?? null,
+      );
+    return sourceZones.get(snap.volumeId) ?? null;
+  };
+  const best = new Map<string, { snap: Snapshot; version: string }>();
+  for (const snap of await cinder.listSnapshots({ status: 'available' })) {
+    if (snap.status !== 'available') continue;
+    for (const os of oses) {
+      const version = rule.match(snap.name, os, type);
+      if (version === null) continue;
+      const zone = await zoneOf(snap);
+      if (zone === null) continue; // no zone: the fill never uses it
+      const key = imageKey(os, zone);
+      const prev = best.get(key);
+      const newer = prev
+        ? compareVersions(version, prev.version) ||
+          snap.createdAt.localeCompare(prev.snap.createdAt)
+        : 1;
+      if (newer > 0) best.set(key, { snap, version });
+    }
+  }
+  return new Map([...best].map(([k, v]) => [k, v.snap]));
+}
+
+/** The current snapshot of (os, zone), or an error naming what is missing. */
+function imageOf(images: Map<string, Snapshot>, os: string, zone: string): Snapshot {
+  const snap = images.get(imageKey(os, zone));
+  if (!snap) throw new Error(`no snapshot for ${TYPE}/${os} in zone ${zoneLabel(zone)}`);
+  return snap;
 }
 
 function benchConfig(
@@ -72,6 +143,7 @@ function benchConfig(
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: OS.join(', '),
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
     POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(perOs),
+    POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: ZONE,
     POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: intervalSeconds,
     POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: String(POLL_SECONDS),
     // The schedules exist (a claim's refill goes through them) but do not tick during the bench.
@@ -265,7 +337,8 @@ async function run(workers: number): Promise<void> {
   const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
   try {
     console.log(
-      `\n== ${workers} worker process(es), refill interval ${REFILL_INTERVAL} s: ` +
+      `\n== ${workers} worker process(es), refill interval ${REFILL_INTERVAL} s, ` +
+        `zones served: ${config.pool.zones.join(', ') || 'none'} (claims in ${zoneLabel(config.pool.defaultZone)}): ` +
         `${fill.available} pool volumes stocked in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
 
@@ -277,6 +350,8 @@ async function run(workers: number): Promise<void> {
       os: OS[Math.floor(i / TENANTS.length) % OS.length] as string,
       volumeType: TYPE,
     }));
+    // No claim names a zone: each goes to the pool's default one.
+    const zone = config.pool.defaultZone;
     const burstAt = new Date();
     const connections = connectionWatch(db);
     const started = performance.now();
@@ -291,7 +366,7 @@ async function run(workers: number): Promise<void> {
           console.log(`${answered} claims answered: SIGKILL one worker, start another`);
           restarted = fleet.restartOne();
         }
-        return { ...body, volumeId: r.volumeId, outcome: r.outcome, ms };
+        return { ...body, zone, volumeId: r.volumeId, outcome: r.outcome, ms };
       }),
     );
     const claimWall = performance.now() - started;
@@ -331,7 +406,7 @@ async function run(workers: number): Promise<void> {
     if (!PEERS) {
       await checkInvariants(config, cinder, db, claimed);
       console.log(
-        'invariants hold: right project, name and image; none twice; none awaiting-transfer; rows = tagged volumes',
+        'invariants hold: right project, name, zone and image; none twice; none awaiting-transfer; rows = tagged volumes',
       );
       return;
     }
@@ -372,7 +447,7 @@ async function run(workers: number): Promise<void> {
     const runs = await refillRuns(client, config, burstAt);
     console.log(`fill runs started by the burst's refill requests: ${runs} (at most 2)`);
     console.log(
-      'invariants hold: right project, name and image; none twice; none awaiting-transfer; rows = tagged volumes',
+      'invariants hold: right project, name, zone and image; none twice; none awaiting-transfer; rows = tagged volumes',
     );
 
     for (const c of claimed)
@@ -404,15 +479,24 @@ async function bareBurst(
   creates: number,
   lookup = false,
 ) {
-  const snaps = new Map<string, string>();
-  for (const s of await cinder.listSnapshots())
-    for (const os of OS)
-      if (config.pool.snapshotNameRule.match(s.name, os, TYPE) !== null) snaps.set(os, s.id);
-  const snapshotId = snaps.get(OS[0] as string) as string;
+  // The claims' zone (the default one) and its current snapshot, as the pool's volumes are made.
+  const zone = config.pool.defaultZone;
+  const snapshotId = imageOf(
+    await currentImages(config, cinder, OS, TYPE),
+    OS[0] as string,
+    zone,
+  ).id;
+  const availabilityZone = zone || undefined;
   const vols = [];
   for (let i = 0; i < hits; i++)
     vols.push(
-      await cinder.createVolume({ name: `bare-${i}`, size: 1, snapshotId, volumeType: TYPE }),
+      await cinder.createVolume({
+        name: `bare-${i}`,
+        size: 1,
+        snapshotId,
+        volumeType: TYPE,
+        availabilityZone,
+      }),
     );
   for (const v of vols)
     while ((await cinder.getVolume(v.id)).status !== 'available') await sleep(100);
@@ -445,6 +529,7 @@ async function bareBurst(
           size: 1,
           snapshotId,
           volumeType: TYPE,
+          availabilityZone,
         });
         made.push({ client: tenant, id: v.id });
         while ((await tenant.getVolume(v.id)).status !== 'available')
@@ -466,15 +551,21 @@ async function checkInvariants(
 ) {
   const ids = claimed.map((c) => c.volumeId);
   assert.equal(new Set(ids).size, ids.length, 'a volume was handed out twice');
-  const current = new Map<string, string>();
-  for (const s of await cinder.listSnapshots())
-    for (const os of OS)
-      if (config.pool.snapshotNameRule.match(s.name, os, TYPE) !== null) current.set(os, s.id);
+  // Each claim's volume is made from its own zone's current snapshot of its OS (the other zone's
+  // snapshot has the same name) and lives in that zone.
+  const current = await currentImages(config, cinder, OS, TYPE);
   for (const c of claimed) {
     const v = await cinder.getVolume(c.volumeId);
     assert.equal(v.projectId, c.projectId, `${c.requestId}: in project ${v.projectId}`);
     assert.equal(v.name, c.name, `${c.requestId}: named ${v.name}`);
-    assert.equal(v.snapshotId, current.get(c.os), `${c.requestId}: made from ${v.snapshotId}`);
+    const image = imageOf(current, c.os, c.zone);
+    assert.equal(
+      v.snapshotId,
+      image.id,
+      `${c.requestId}: made from ${v.snapshotId}, not ${image.name} (${image.id}) of zone ${zoneLabel(c.zone)}`,
+    );
+    if (c.zone)
+      assert.equal(v.availabilityZone, c.zone, `${c.requestId}: in zone ${v.availabilityZone}`);
     assert.equal(v.status, 'available', `${c.requestId}: ${v.status}`);
     assert.deepEqual(Object.keys(v.metadata ?? {}), [], `${c.requestId}: still tagged`);
   }

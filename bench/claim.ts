@@ -5,10 +5,16 @@
  * it, ./floor). Claims run one after another so each measures the path, not the queue. Needs
  * the stack. BENCH_AUTH=keystone compares pool hits in Keystone mode with noauth ones instead
  * (keystoneVsNoauth below).
+ *
+ * Zones: the pool serves one, the stack configuration's default zone (az-1 of config/pool.ini),
+ * where every claim goes (none names a zone); the bare volumes are made there too, from that
+ * zone's newest snapshot (the stack holds each OS image in every zone under one name).
  */
 import { readFileSync } from 'node:fs';
 import { loadConfig, type AppConfig } from '../lib/config/load';
-import { cinderFromConfig, type CinderClient } from '../lib/cinder';
+import { compareVersions } from '../lib/config/snapshot-name-rule';
+import { cinderFromConfig, type CinderClient, type Snapshot } from '../lib/cinder';
+import { SNAPSHOT_ZONE_KEY } from '../activities/fill/images';
 import { createDb } from '../lib/pool-state/db';
 import { connectClient } from '../lib/temporal/connect';
 import { buildApi } from '../api/server';
@@ -26,6 +32,47 @@ const WFT_STARTED = temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_STA
 const WFT_COMPLETED = temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
 
 const N = Number(process.env.BENCH_CLAIMS ?? 100);
+/**
+ * The one zone the pool serves: the stack configuration's default zone ('' when it names no
+ * zones: Cinder's default). Another zone's stock would be made and never claimed.
+ */
+const ZONE = loadConfig().pool.defaultZone;
+const zoneLabel = (zone: string) => zone || "Cinder's default (the pool names no zones)";
+
+/**
+ * The current OS-image snapshot of (os, type) in `zone`, told from Cinder the way the fill tells
+ * it (activities/fill/images.ts): among the available snapshots named by the rule, the newest
+ * version (then the latest created) of those in the zone, a snapshot's zone being its
+ * `availability_zone` metadata, else its source volume's. The stack has one such snapshot per OS
+ * in every zone, all under the same name. Zone '' (no zones configured): the newest of any zone.
+ */
+async function currentImage(
+  config: AppConfig,
+  cinder: CinderClient,
+  os: string,
+  type: string,
+  zone: string,
+): Promise<Snapshot> {
+  const rule = config.pool.snapshotNameRule;
+  let best: { snap: Snapshot; version: string } | undefined;
+  for (const snap of await cinder.listSnapshots({ status: 'available' })) {
+    const version = rule.match(snap.name, os, type);
+    if (snap.status !== 'available' || version === null) continue;
+    const newer = best
+      ? compareVersions(version, best.version) || snap.createdAt.localeCompare(best.snap.createdAt)
+      : 1;
+    if (newer <= 0) continue;
+    if (zone) {
+      const where =
+        snap.metadata[SNAPSHOT_ZONE_KEY] ||
+        (await cinder.findVolume(snap.volumeId))?.availabilityZone;
+      if (where !== zone) continue;
+    }
+    best = { snap, version };
+  }
+  if (!best) throw new Error(`no snapshot for ${type}/${os} in zone ${zoneLabel(zone)}`);
+  return best.snap;
+}
 
 function stats(ms: number[]): string {
   const s = [...ms].sort((a, b) => a - b);
@@ -78,6 +125,7 @@ async function main(): Promise<void> {
       POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: 'Debian8 64bit',
       POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
       POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(N + 10),
+      POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: ZONE,
       POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
       POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.2',
       POOL__VOLUMES__CONCURRENCY: '8',
@@ -103,7 +151,9 @@ async function main(): Promise<void> {
       args: [{}],
     });
     console.log(
-      `stocked ${fill.available} pool volumes in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      `zones served: ${config.pool.zones.join(', ') || 'none'} (claims in ` +
+        `${zoneLabel(config.pool.defaultZone)}); stocked ${fill.available} pool volumes in ` +
+        `${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
 
     const claimOnce = async (i: number, kind: string) => {
@@ -129,11 +179,9 @@ async function main(): Promise<void> {
 
     // The bare Cinder calls of a pool hit (transfer + accept + rename), without Temporal or the
     // database, on volumes made the same way; run alternately with the claims so both see the
-    // same machine and the same Cinder.
-    const snap = (await cinder.listSnapshots()).find(
-      (s) => config.pool.snapshotNameRule.match(s.name, 'Debian8 64bit', 'sas') !== null,
-    );
-    if (!snap) throw new Error('no snapshot');
+    // same machine and the same Cinder: in the claims' zone, from its current snapshot.
+    const zone = config.pool.defaultZone;
+    const snap = await currentImage(config, cinder, 'Debian8 64bit', 'sas', zone);
     const tenantClient = cinder.asProject(TENANT_PROJECTS.beta, TENANT_USER);
     const vols = [];
     for (let i = 0; i < N; i++)
@@ -143,6 +191,7 @@ async function main(): Promise<void> {
           size: snap.size,
           snapshotId: snap.id,
           volumeType: 'sas',
+          availabilityZone: zone || undefined,
         }),
       );
     for (const v of vols)
@@ -282,6 +331,8 @@ async function keystoneVsNoauth(): Promise<void> {
         POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: 'Debian8 64bit',
         POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
         POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(perRound),
+        // One zone: another zone's stock (its own counts) would outlive the round.
+        POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: ZONE,
         // Exactly one round's stock: nothing of one mode is left when the other fills.
         POOL__VOLUMES_BACKUP__DEMAND_TARGETS: 'false',
         POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
@@ -358,7 +409,8 @@ async function keystoneVsNoauth(): Promise<void> {
     console.log(`pool hit, keystone: ${stats(ks.ms)}`);
     console.log(
       `keystone / noauth: p50 ${ratio.toFixed(2)}x (target ≤ 1.3x: ${ratio <= 1.3 ? 'met' : 'MISSED'}), ` +
-        `p99 ${(p(ks.ms, 0.99) / p(noauth.ms, 0.99)).toFixed(2)}x; ${rounds} alternating rounds of ${perRound}`,
+        `p99 ${(p(ks.ms, 0.99) / p(noauth.ms, 0.99)).toFixed(2)}x; ${rounds} alternating rounds of ${perRound}; ` +
+        `zones served: ${noauth.config.pool.zones.join(', ') || 'none'} (claims in ${zoneLabel(noauth.config.pool.defaultZone)})`,
     );
     const rest = tokens.slice(1).reduce((a, b) => a + b, 0);
     console.log(

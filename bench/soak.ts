@@ -5,6 +5,10 @@
  * claims, p50/p99, fallbacks and failures, then checks the invariants from Cinder itself. Bounded
  * in time and loopback only; not part of CI. Needs the stack (npm run stack:up).
  *   BENCH_SOAK_MINUTES=2 BENCH_SOAK_CLAIMERS=3 npm run bench:soak
+ *
+ * Zones: the pool serves the stack configuration's zones (config/pool.ini: az-1, and az-2 with
+ * its smaller counts), and the claims take turns among them: a claim for the default zone names
+ * none, one for another zone names it. Every delivered volume must be in its claim's zone.
  */
 import { loadConfig } from '../lib/config/load';
 import { createDb } from '../lib/pool-state/db';
@@ -105,10 +109,12 @@ async function main(): Promise<void> {
   await ensureSchedules(client, config);
   const api = buildApi({ config, db, temporal: client });
   const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
+  // The zones claims go to ('' alone: the pool names none, Cinder's default zone).
+  const zones = config.pool.zones.length ? config.pool.zones : [''];
   const until = Date.now() + MINUTES * 60_000;
   const latency: Record<string, number[]> = {};
   const statuses: Record<string, number> = {};
-  const delivered: { id: string; projectId: string; name: string }[] = [];
+  const delivered: { id: string; projectId: string; name: string; zone: string }[] = [];
   const faultsInjected: string[] = [];
   let n = 0;
 
@@ -126,12 +132,15 @@ async function main(): Promise<void> {
     while (Date.now() < until) {
       const i = n++;
       const projectId = i % 2 ? TENANT_PROJECTS.alpha : TENANT_PROJECTS.beta;
+      // Both tenants in every zone: the zone turns every second claim.
+      const zone = zones[Math.floor(i / 2) % zones.length] as string;
       const payload = {
         requestId: `${tag}-${i}`,
         projectId,
         name: `${tag}-vm-${i}`,
         os: i % 3 ? 'Debian8 64bit' : 'Ubuntu16.04 64bit',
         volumeType: 'sas',
+        ...(zone && zone !== config.pool.defaultZone ? { availabilityZone: zone } : {}),
       };
       const t0 = Date.now();
       const res = await api.inject({ method: 'POST', url: '/v1/claims', headers, payload });
@@ -139,15 +148,17 @@ async function main(): Promise<void> {
       statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1;
       if (res.statusCode === 201) {
         const body = res.json() as { volumeId: string; outcome: string };
-        (latency[body.outcome] ??= []).push(ms);
-        delivered.push({ id: body.volumeId, projectId, name: payload.name });
+        (latency[zone ? `${body.outcome} in ${zone}` : body.outcome] ??= []).push(ms);
+        delivered.push({ id: body.volumeId, projectId, name: payload.name, zone });
       } else console.log(`claim ${i} (claimer ${c}): ${res.statusCode} ${res.body}`);
     }
   };
 
   try {
     console.log(
-      `soak: ${MINUTES} min, ${CLAIMERS} claimers, a fault every ${FAULT_EVERY_MS / 1000} s`,
+      `soak: ${MINUTES} min, ${CLAIMERS} claimers, a fault every ${FAULT_EVERY_MS / 1000} s; ` +
+        `zones ${config.pool.zones.join(', ') || "none (Cinder's default)"}` +
+        (config.pool.zones.length ? `, default ${config.pool.defaultZone}` : ''),
     );
     await Promise.all([...Array.from({ length: CLAIMERS }, (_, c) => claimer(c)), faults]);
     proxy.clear();
@@ -179,6 +190,8 @@ async function main(): Promise<void> {
       if (named.length !== 1 || named[0]?.id !== d.id)
         problems.push(`${d.name}: ${named.length} volumes`);
       else if (named[0].projectId !== d.projectId) problems.push(`${d.name}: wrong project`);
+      else if (d.zone && named[0].availabilityZone !== d.zone)
+        problems.push(`${d.name}: in zone ${named[0].availabilityZone}, claimed in ${d.zone}`);
     }
     if (new Set(delivered.map((d) => d.id)).size !== delivered.length)
       problems.push('a volume was handed out twice');

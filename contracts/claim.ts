@@ -38,6 +38,8 @@ export const CLAIM_FAILURES = {
   volumeTimeout: 'VolumeTimeout',
   /** Plain creation in the pool's project (plain_create_in = pool) was refused by its quota. */
   poolOverQuota: 'PoolOverQuota',
+  /** The tenant has a volume of that name already, in another zone than the claim's. */
+  zoneMismatch: 'ZoneMismatch',
 } as const;
 
 export interface ClaimTarget {
@@ -48,6 +50,11 @@ export interface ClaimTarget {
   os: string | null;
   volumeType: string;
   sizeGb: number | null;
+  /**
+   * The availability zone the volume must be in (the VM's): pool stock of that zone only, plain
+   * creation in it. Absent or '': the pool names no zones (Cinder's default zone).
+   */
+  zone?: string;
 }
 
 export interface ReservedVolume {
@@ -72,6 +79,8 @@ export interface Delivery {
   sizeGb: number | null;
   /** The hand-off released the claim's name lock (false: the volume must still grow). */
   nameReleased: boolean;
+  /** The volume's availability zone, as Cinder reports it (absent from older builds). */
+  zone?: string;
 }
 
 /** What a compensation found: the row given back, quarantined, accepted after all, or not ours. */
@@ -87,11 +96,37 @@ export interface CurrentImage {
 export interface ClaimInput extends Omit<ClaimTarget, 'claimId'> {
   requestId: string;
   systemDisk: boolean;
+  /** The answer's block device mapping deletes the volume with the server (Nova's flag). */
+  deleteOnTermination?: boolean;
   /** Bound on plain creation (create → available). */
   createTimeoutMs?: number;
 }
 
 export type ClaimOutcome = 'existing' | 'pool' | 'created';
+
+/**
+ * The claimed volume as Nova's `block_device_mapping_v2` takes it: a server boots from it
+ * (`boot_index` 0, a system disk) or gets it as a data disk (-1).
+ */
+export interface BlockDeviceMapping {
+  uuid: string;
+  source_type: 'volume';
+  destination_type: 'volume';
+  boot_index: number;
+  delete_on_termination: boolean;
+}
+
+export const blockDeviceMapping = (
+  volumeId: string,
+  systemDisk: boolean,
+  deleteOnTermination = false,
+): BlockDeviceMapping => ({
+  uuid: volumeId,
+  source_type: 'volume',
+  destination_type: 'volume',
+  boot_index: systemDisk ? 0 : -1,
+  delete_on_termination: deleteOnTermination,
+});
 
 export interface ClaimResult {
   volumeId: string;
@@ -101,6 +136,10 @@ export interface ClaimResult {
   timingsMs: Record<string, number>;
   /** Set when the volume was delivered but could not be grown to the requested size. */
   extendError?: string | null;
+  /** The volume's availability zone (absent when the pool names no zones and Cinder did not say). */
+  availabilityZone?: string;
+  /** Ready for Nova's server create (absent from claims of older builds). */
+  blockDeviceMapping?: BlockDeviceMapping;
 }
 
 export interface ClaimStatus {

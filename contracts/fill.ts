@@ -29,10 +29,14 @@ export const scheduleIds = (schedulePrefix: string) => ({
 /** The one sync-os run at a time (the CLI starts it; a second start joins it). */
 export const syncOsWorkflowId = (schedulePrefix: string) => `${schedulePrefix}-sync-os`;
 
-/** An OS resolved to its newest snapshot, with the real Cinder type of its source volume. */
+/**
+ * An OS resolved to its newest snapshot in one zone, with the real Cinder type of its source
+ * volume. `zone` is the snapshot's availability zone ('' when the pool names no zones).
+ */
 export interface ResolvedImage {
   os: string;
   type: string;
+  zone: string;
   snapshotId: string;
   snapshotName: string;
   version: string;
@@ -42,15 +46,17 @@ export interface ResolvedImage {
 
 export interface ResolveResult {
   images: ResolvedImage[];
-  skipped: { os: string; type: string; reason: string }[];
-  /** (os, type) whose current snapshot changed in this call: their older stock is now stale. */
-  changed: { os: string; type: string; from: string | null; to: string }[];
+  skipped: { os: string; type: string; zone?: string; reason: string }[];
+  /** (os, type, zone) whose current snapshot changed in this call: their older stock is now stale. */
+  changed: { os: string; type: string; zone?: string; from: string | null; to: string }[];
 }
 
-/** Volumes to create for one (type, OS) from its current snapshot. */
+/** Volumes to create for one (type, OS, zone) from its current snapshot. */
 export interface CreateOrder {
   os: string;
   type: string;
+  /** Absent in plans of older builds: no zone (''). */
+  zone?: string;
   snapshotId: string;
   volumeType: string;
   sizeGb: number;
@@ -61,6 +67,7 @@ export interface CreateOrder {
 export interface PlannedTarget {
   type: string;
   os: string;
+  zone?: string;
   floor: number;
   target: number;
   why: string;
@@ -90,6 +97,8 @@ export interface CreatePoolVolumeInput {
   name: string;
   os: string;
   type: string;
+  /** The zone the volume is made in (its snapshot's); absent or '': Cinder's default. */
+  zone?: string;
   snapshotId: string;
   volumeType: string;
   sizeGb: number;
@@ -143,7 +152,7 @@ export interface FillProgress {
   staleTotal: number;
   /** Why creating stopped early (e.g. the project's quota), else null. */
   stoppedBy: string | null;
-  skipped: { os: string; type: string; reason: string }[];
+  skipped: { os: string; type: string; zone?: string; reason: string }[];
   errors: string[];
   reconcile: ReconcileResult | null;
   perPool: Record<string, { planned: number; available: number; failed: number }>;
@@ -157,6 +166,8 @@ export const fillProgressQuery = defineQuery<FillProgress>('progress');
 export interface DrainInput {
   os?: string;
   type?: string;
+  /** One zone's stock only. */
+  zone?: string;
   /** Only stock made from an older snapshot. */
   staleOnly?: boolean;
   /** Deletions in flight at once. */

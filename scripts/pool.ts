@@ -4,7 +4,7 @@
  *   status                      levels per type × OS, workers, schedules, the last fill
  *   fill-now [--wait]           a fill now (after the one running, if any); --wait: until it ends
  *   sync-os                     rebuild the OS table from Cinder's snapshots
- *   drain [--os X] [--type T] [--stale]   delete idle stock (all, of one pool, or only stale)
+ *   drain [--os X] [--type T] [--zone Z] [--stale]   delete idle stock (all, one pool's, stale)
  *   pause [--reason R] | resume the fill and check schedules
  *   reconcile                   one leak/consistency pass now
  *
@@ -50,7 +50,7 @@ class UsageError extends Error {}
 
 const USAGE = `usage: npm run pool -- <status|fill-now|sync-os|drain|pause|resume|reconcile> [options]
   fill-now [--wait]
-  drain [--os "<os>"] [--type <type>] [--stale]
+  drain [--os "<os>"] [--type <type>] [--zone <zone>] [--stale]
   pause [--reason "<why>"]`;
 
 const COMMANDS = [
@@ -80,11 +80,13 @@ async function status(config: AppConfig, client: Client): Promise<void> {
   const db = createDb(config.databaseUrl, 2);
   try {
     const levels = await currentLevels(config, db);
+    const zoned = levels.some((l) => l.zone !== '');
     console.log(
       table(
         levels.map((l) => ({
           type: l.volumeType,
           os: l.os,
+          ...(zoned ? { zone: l.zone } : {}),
           floor: l.floor,
           target: l.target,
           available: l.available,
@@ -107,7 +109,7 @@ async function status(config: AppConfig, client: Client): Promise<void> {
               `planned ${s.planned}, available ${s.available}, failed ${s.failed}, drained ${s.drained}` +
               (s.stoppedBy ? `; stopped by ${s.stoppedBy}` : '') +
               (s.skipped?.length
-                ? `; skipped: ${s.skipped.map((k) => `${k.type}/${k.os}`).join(', ')}`
+                ? `; skipped: ${s.skipped.map((k) => `${k.type}/${k.os}${k.zone ? `@${k.zone}` : ''}`).join(', ')}`
                 : '')
           : `\nlast fill: ${run.startedAt.toISOString()} RUNNING (its counts are recorded when it ends)`,
       );
@@ -363,10 +365,23 @@ async function run(
         return await fillNow(config, client, !!values.wait);
       case 'sync-os': {
         const r = await start(syncOsWorkflow, syncOsWorkflowId(prefix));
+        // The zone last (when the pool names zones): a pool per (type, OS, zone), each with its
+        // own zone's snapshot under the same name.
+        const zoned = r.images.some((i) => i.zone !== '');
         console.log(
-          table(r.images.map((i) => ({ type: i.type, os: i.os, snapshot: i.snapshotName }))),
+          table(
+            r.images.map((i) => ({
+              type: i.type,
+              os: i.os,
+              snapshot: i.snapshotName,
+              ...(zoned ? { zone: i.zone } : {}),
+            })),
+          ),
         );
-        for (const s of r.skipped) console.warn(`skipped ${s.type}/${s.os}: ${s.reason}`);
+        for (const s of r.skipped)
+          console.warn(
+            `skipped ${s.type}/${s.os}${s.zone ? ` in zone ${s.zone}` : ''}: ${s.reason}`,
+          );
         return;
       }
       case 'drain': {
@@ -382,7 +397,18 @@ async function run(
             `unknown volume type ${JSON.stringify(type)}; configured: ${config.pool.volumeTypes.join(', ')}`,
           );
         }
-        const drain: DrainInput = { os, type, staleOnly: !!values.stale };
+        const zone = values.zone as string | undefined;
+        if (zone !== undefined && !config.pool.zones.includes(zone)) {
+          throw new UsageError(
+            `unknown zone ${JSON.stringify(zone)}; configured: ${config.pool.zones.join(', ') || 'none'}`,
+          );
+        }
+        const drain: DrainInput = {
+          os,
+          type,
+          ...(zone ? { zone } : {}),
+          staleOnly: !!values.stale,
+        };
         const r = await start(drainPoolWorkflow, `${prefix}-drain`, drain);
         console.log(
           `drained ${r.drained} of ${r.total} idle volume(s)${r.skipped ? `, ${r.skipped} taken by claims meanwhile` : ''}`,
@@ -423,6 +449,7 @@ async function main(): Promise<number> {
       options: {
         os: { type: 'string' },
         type: { type: 'string' },
+        zone: { type: 'string' },
         stale: { type: 'boolean' },
         wait: { type: 'boolean' },
         reason: { type: 'string' },

@@ -150,7 +150,9 @@ describe('alert rules (promtool, real API and worker metrics)', { skip }, () => 
       ...poolEnv({ more: 'Debian8 64bit', numsMore: 2 }),
       POOL__TEMPORAL__WORKER_METRICS_ADDRESS: `127.0.0.1:${port}`,
     });
-    const pool = { volume_type: 'sas', os: 'Debian8 64bit' };
+    // The rules fold by (volume_type, os, zone); a zone-less pool's zone="" is no label at all.
+    const zone = config.pool.zones[0] ?? '';
+    const pool = { volume_type: 'sas', os: 'Debian8 64bit', ...(zone ? { zone } : {}) };
     const ids = scheduleIds(config.temporal.schedulePrefix);
     const worker = spawnWorker(env);
     try {

@@ -52,17 +52,24 @@ describe('API basics', () => {
     assert.match(wrong.json().error, /unknown API key/);
   });
 
-  test('GET /v1/pool lists a level for every configured type × OS', async () => {
+  test('GET /v1/pool lists a level for every configured type × OS × zone', async () => {
     const res = await app.inject({ url: '/v1/pool', headers: { authorization: `Bearer ${key}` } });
     assert.equal(res.statusCode, 200);
-    const levels = res.json().levels as { volumeType: string; os: string; target: number }[];
+    const levels = res.json().levels as {
+      volumeType: string;
+      os: string;
+      zone: string;
+      target: number;
+    }[];
     for (const t of config.pool.targets) {
-      const l = levels.find((x) => x.volumeType === t.volumeType && x.os === t.os);
-      assert.equal(l?.target, t.target, `${t.volumeType}/${t.os}`);
+      const l = levels.find(
+        (x) => x.volumeType === t.volumeType && x.os === t.os && x.zone === t.zone,
+      );
+      assert.equal(l?.target, t.target, `${t.volumeType}/${t.os}@${t.zone}`);
     }
   });
 
-  test('GET /metrics exposes pool levels per type × OS in Prometheus format', async () => {
+  test('GET /metrics exposes pool levels per type × OS × zone in Prometheus format', async () => {
     const res = await app.inject({ url: '/metrics' });
     assert.equal(res.statusCode, 200);
     assert.match(res.headers['content-type'] as string, /text\/plain/);
@@ -70,7 +77,7 @@ describe('API basics', () => {
     assert.match(
       res.body,
       new RegExp(
-        `warmpool_pool_volumes\\{volume_type="${t.volumeType}",os="${t.os}",state="target"\\} ${t.target}`,
+        `warmpool_pool_volumes\\{volume_type="${t.volumeType}",os="${t.os}",zone="${t.zone}",state="target"\\} ${t.target}`,
       ),
     );
     assert.match(res.body, /# TYPE warmpool_claims_total counter/);

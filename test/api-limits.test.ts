@@ -54,7 +54,8 @@ function api(overrides: Record<string, string>, dbOf: Db = db): FastifyInstance 
   return app;
 }
 
-const POOL_GAUGE = /warmpool_pool_volumes\{volume_type="[^"]+",os="[^"]+",state="target"\} \d+/;
+const POOL_GAUGE =
+  /warmpool_pool_volumes\{volume_type="[^"]+",os="[^"]+",zone="[^"]*",state="target"\} \d+/;
 
 describe('/metrics: bounded cost, optional key', () => {
   test('100 concurrent scrapes cost one read of PostgreSQL; within the period, none; after it, one', async (t) => {

@@ -60,6 +60,8 @@ function claimInput(): ClaimInput {
     volumeType: 'sas',
     sizeGb: null,
     systemDisk: true,
+    // What the API sets for a claim naming no zone: the default one, where the fill stocks.
+    zone: config.pool.defaultZone,
   };
 }
 

@@ -138,8 +138,9 @@ describe('dashboard (headless chromium, real stack)', { skip }, () => {
     );
     assert.equal(shown.length, levels.length);
     for (const l of levels) {
-      const s = shown.find((x) => x.pool === `${l.volumeType}/${l.os}`);
-      assert.ok(s, `pool ${l.volumeType}/${l.os} shown`);
+      const key = `${l.volumeType}/${l.os}${l.zone ? `@${l.zone}` : ''}`;
+      const s = shown.find((x) => x.pool === key);
+      assert.ok(s, `pool ${key} shown`);
       for (const f of ['floor', 'target', 'available', 'creating', 'reserved', 'stale'] as const)
         assert.equal(s[f], l[f], `${f} of ${s.pool}`);
     }

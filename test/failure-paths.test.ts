@@ -106,6 +106,10 @@ function run<W extends Workflow>(wf: W, ...args: Parameters<W>): Promise<Workflo
 }
 const fill = () => run(fillPoolWorkflow, { reason: 'test' });
 const rowsOf = async (os: string) => (await repo.listAll()).filter((r) => r.os === os);
+/** The zone the worker's fill serves ('' when it names none): its stock, its snapshots. */
+const zone = () => config.pool.zones[0] ?? '';
+/** The pool of (sas, os) the fill keeps. */
+const sasPool = (os: string) => ({ type: 'sas', os, zone: zone() });
 const volumePath = (id: string) => new RegExp(`/volumes/${id}$`);
 
 function claim(body: Record<string, unknown>) {
@@ -130,7 +134,7 @@ function activities(over: Partial<AppConfig> = {}, cinder?: CinderClient) {
 }
 
 async function newerSnapshot(os: string): Promise<() => Promise<void>> {
-  const old = await osSnapshot(os, 'sas');
+  const old = await osSnapshot(os, 'sas', zone());
   const newer = await admin.createSnapshot({
     volumeId: old.volumeId,
     name: stackConfig.pool.snapshotNameRule.format(os, 'sas', String(Date.now())),
@@ -224,7 +228,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     assert.equal(level?.missing, 2, 'a flagged volume is not stock');
 
     // A leak that cannot be deleted either: seen twice, refused, kept, and the fill carries on.
-    const snap = await osSnapshot(os, 'sas');
+    const snap = await osSnapshot(os, 'sas', zone());
     const leak = await admin.createVolume({
       name: unique('leak'),
       size: 1,
@@ -282,7 +286,7 @@ describe('failure paths (real stack + fault proxy)', () => {
 
     // And when the workflow gets there through returnToPool: `accepted`, the row kept for finish.
     const claimId = unique('claim-accepted-anyway');
-    const row = await repo.reserve('sas', 'Debian8 64bit', claimId);
+    const row = await repo.reserve(sasPool('Debian8 64bit'), claimId);
     assert.ok(row?.volumeId);
     const t = await admin.createTransfer(row.volumeId, 'test');
     await tenant('alpha').acceptTransfer(t.id, t.authKey);
@@ -295,6 +299,7 @@ describe('failure paths (real stack + fault proxy)', () => {
         os: 'Debian8 64bit',
         volumeType: 'sas',
         sizeGb: null,
+        zone: zone(),
       },
       reserved: reservedVolume(row) as ReservedVolume,
     });
@@ -348,6 +353,8 @@ describe('failure paths (real stack + fault proxy)', () => {
         os: 'Debian8 64bit',
         volumeType: 'sas',
         sizeGb,
+        // The claim's zone: the reservation takes stock of that zone only.
+        zone: zone(),
       };
       const first = (await new MockActivityEnvironment().run(
         acts.reserveForClaim,
@@ -438,7 +445,7 @@ describe('failure paths (real stack + fault proxy)', () => {
   test('returnToPool judges ownership by the session project (Keystone may scope by name)', async () => {
     await fill();
     const claimId = unique('claim-by-name');
-    const row = await repo.reserve('sas', 'Debian8 64bit', claimId);
+    const row = await repo.reserve(sasPool('Debian8 64bit'), claimId);
     assert.ok(row?.volumeId);
     const byName = { ...config, auth: { ...config.auth, projectId: undefined } };
     const back = await new MockActivityEnvironment().run(
@@ -452,6 +459,7 @@ describe('failure paths (real stack + fault proxy)', () => {
           os: 'Debian8 64bit',
           volumeType: 'sas',
           sizeGb: null,
+          zone: zone(),
         },
         reserved: reservedVolume(row) as ReservedVolume,
       },
@@ -647,7 +655,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     proxy.clear();
     await admin.replaceVolumeMetadata(
       row.volumeId,
-      poolTags(config.pool.volumeNamePrefix, row.os, row.type, row.snapshotId),
+      poolTags(config.pool.volumeNamePrefix, row.os, row.type, row.snapshotId, row.zone),
     );
   });
 
@@ -673,7 +681,7 @@ describe('failure paths (real stack + fault proxy)', () => {
     await fill();
     const claimId = unique('claim-once');
     const got = await Promise.all(
-      Array.from({ length: 12 }, () => repo.reserve('sas', 'Debian8 64bit', claimId)),
+      Array.from({ length: 12 }, () => repo.reserve(sasPool('Debian8 64bit'), claimId)),
     );
     // One row, and every attempt sees it: twins are serialized, none falls back for nothing.
     const ids = new Set(got.map((r) => r?.id ?? null));

@@ -85,11 +85,13 @@ function target(label: string): ClaimTarget {
     os: OS,
     volumeType: 'sas',
     sizeGb: null,
+    // The zone the worker's fill stocks ('' when it names none): the claim takes its stock.
+    zone: config.pool.zones[0] ?? '',
   };
 }
 
 async function reserve(t: ClaimTarget): Promise<ReservedVolume> {
-  const row = await repo.reserve('sas', OS, t.claimId);
+  const row = await repo.reserve({ type: 'sas', os: OS, zone: t.zone ?? '' }, t.claimId);
   assert.ok(row, 'a pool row was reserved');
   return reservedVolume(row) as ReservedVolume;
 }

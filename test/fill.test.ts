@@ -63,6 +63,11 @@ function fill(config: AppConfig): Promise<FillProgress> {
   });
 }
 
+/** The zone the test's fill serves ('' when it names none): its rows, images and snapshots. */
+const zoneOf = (config: AppConfig) => config.pool.zones[0] ?? '';
+/** The pool of (sas, os) the test's fill keeps. */
+const sasPool = (config: AppConfig, os: string) => ({ type: 'sas', os, zone: zoneOf(config) });
+
 async function rows(os?: string) {
   return (await repo.listAll()).filter((r) => !os || r.os === os);
 }
@@ -85,14 +90,19 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
       'Debian8 64bit:available',
       'Debian8 64bit:available',
     ]);
-    const snap = await osSnapshot('Debian8 64bit', 'sas');
+    const snap = await osSnapshot('Debian8 64bit', 'sas', zoneOf(config));
     const inCinder = await taggedVolumes();
+    // <prefix>-<type>[-<zone>]-<os slug>-<id>: the zone's slug when the pool names zones.
+    const zonePart = zoneOf(config) ? `${zoneOf(config)}-` : '';
     assert.deepEqual(inCinder.map((v) => v.id).sort(), all.map((r) => r.volumeId).sort());
     for (const v of inCinder) {
       assert.equal(v.status, 'available');
       assert.equal(v.volumeType, 'sas');
       assert.equal(v.metadata[TAGS.type], 'sas');
-      assert.match(v.name, /^warmpool-sas-(debian8-64bit|centos7.3-64bit)-/);
+      assert.match(
+        v.name,
+        new RegExp(`^warmpool-sas-${zonePart}(debian8-64bit|centos7\\.3-64bit)-`),
+      );
       if (v.metadata[TAGS.os] === 'Debian8 64bit') assert.equal(v.snapshotId, snap.id);
       assert.equal(all.find((r) => r.volumeId === v.id)?.name, v.name);
     }
@@ -148,7 +158,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
   test('seed 3: after a claim took a volume, the next fill creates exactly one to replace it', async () => {
     const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 3 }));
     await fill(config);
-    const taken = await repo.reserve('sas', 'Debian8 64bit', 'claim-x');
+    const taken = await repo.reserve(sasPool(config, 'Debian8 64bit'), 'claim-x');
     assert.ok(taken);
     await repo.delete(taken.id); // what a claim does once the volume is the tenant's
     const again = await fill(config);
@@ -195,7 +205,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
 
   test('seed 4: the status check follows Cinder for creating rows and removes the rest', async () => {
     const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 5 }));
-    const snap = await osSnapshot();
+    const snap = await osSnapshot('Debian8 64bit', 'sas', zoneOf(config));
     const tags = poolTags('warmpool', 'Debian8 64bit', 'sas', snap.id);
     // B: a volume that went wrong in Cinder while its row says creating.
     const b = await admin.createVolume({
@@ -256,9 +266,9 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
   test('a reservation left by a claim that died is given back to the pool by the check', async () => {
     const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 2 }));
     await fill(config);
-    const held = await repo.reserve('sas', 'Debian8 64bit', 'claim-that-never-ran');
+    const held = await repo.reserve(sasPool(config, 'Debian8 64bit'), 'claim-that-never-ran');
     assert.ok(held);
-    const fresh = await repo.reserve('sas', 'Debian8 64bit', 'claim-still-young');
+    const fresh = await repo.reserve(sasPool(config, 'Debian8 64bit'), 'claim-still-young');
     assert.ok(fresh);
     await db.query(
       `UPDATE pool_volumes SET reserved_at = now() - interval '1 hour' WHERE id = $1`,
@@ -305,7 +315,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
     const os = 'Freebsd11.2 64bit';
     const config = await withWorker(poolEnv({ less: os, numsLess: 3, drainPerRun: 2 }));
     await fill(config);
-    const old = await osSnapshot(os, 'sas');
+    const old = await osSnapshot(os, 'sas', zoneOf(config));
     const source = await admin.getVolume(old.volumeId);
     const newer = await admin.createSnapshot({
       volumeId: source.id,
@@ -321,17 +331,20 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
       assert.equal(r1.drained, 2, 'drained at most stale_drain_per_run');
       assert.equal(r1.staleTotal, 3);
       assert.equal(r1.available, 3, 'replacements made from the new snapshot');
-      assert.equal((await new OsImageRepository(db).get(os, 'sas'))?.snapshotId, newer.id);
+      assert.equal(
+        (await new OsImageRepository(db).get(os, 'sas', zoneOf(config)))?.snapshotId,
+        newer.id,
+      );
       // The one stale volume left is never handed out: reservations take current stock only.
       const left = (await rows(os)).filter((r) => r.snapshotId === old.id);
       assert.equal(left.length, 1);
       for (let i = 0; i < 3; i++) {
-        const got = await repo.reserve('sas', os, `claim-${i}`, newer.id);
+        const got = await repo.reserve(sasPool(config, os), `claim-${i}`, newer.id);
         assert.equal(got?.snapshotId, newer.id);
       }
-      assert.equal(await repo.reserve('sas', os, 'claim-3', newer.id), null);
+      assert.equal(await repo.reserve(sasPool(config, os), 'claim-3', newer.id), null);
       for (let i = 0; i < 3; i++) {
-        const held = await repo.reserve('sas', os, `claim-${i}`);
+        const held = await repo.reserve(sasPool(config, os), `claim-${i}`);
         if (held) await releaseHeld(db, held.id, `claim-${i}`);
       }
       const r2 = await fill(config);
@@ -349,7 +362,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
   test('a leaked tagged volume is deleted only on the second pass; a row without volume is removed', async () => {
     const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 1 }));
     await fill(config);
-    const snap = await osSnapshot();
+    const snap = await osSnapshot('Debian8 64bit', 'sas', zoneOf(config));
     const leak = await admin.createVolume({
       name: unique('warmpool-leak'),
       size: 1,
@@ -398,7 +411,7 @@ describe('fill (real Temporal, PostgreSQL, Cinder)', () => {
   test('a leaked volume is adopted when it is current and the pool is short', async () => {
     const config = await withWorker(poolEnv({ more: 'Debian8 64bit', numsMore: 2 }));
     await fill(config);
-    const snap = await osSnapshot();
+    const snap = await osSnapshot('Debian8 64bit', 'sas', zoneOf(config));
     const victim = (await rows())[0];
     assert.ok(victim);
     await repo.delete(victim.id); // the table lost the row, Cinder still has the volume

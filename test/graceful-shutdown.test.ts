@@ -49,6 +49,8 @@ function claimInput(systemDisk = true): ClaimInput {
     volumeType: 'sas',
     sizeGb: systemDisk ? null : 1,
     systemDisk,
+    // What the API sets for a claim naming no zone: the default one, where the fill stocks.
+    zone: config.pool.defaultZone,
   };
 }
 
@@ -190,7 +192,7 @@ describe('graceful shutdown (SIGTERM)', () => {
         200,
       );
       const bodies = Array.from({ length: 3 }, () => {
-        const { userId: _u, systemDisk: _s, sizeGb: _g, ...body } = claimInput(true);
+        const { userId: _u, systemDisk: _s, sizeGb: _g, zone: _z, ...body } = claimInput(true);
         return body;
       });
       const sent = bodies.map((body) =>

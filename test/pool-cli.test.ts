@@ -108,9 +108,14 @@ describe('pool CLI', () => {
 
     const status = await pool('status');
     assert.equal(status.code, 0, status.err);
-    // type, os, floor, target, available, creating, reserved, stale
-    assert.match(status.out, /sas\s+Debian8 64bit\s+2\s+2\s+2\s+0\s+0\s+0/);
-    assert.match(status.out, /sas\s+Centos7\.3 64bit\s+1\s+1\s+1\s+0/);
+    // type, os, [zone,] floor, target, available, creating, reserved, stale (a zone column
+    // when the pool names zones)
+    const zone = config.pool.zones[0] ? `${config.pool.zones[0]}\\s+` : '';
+    assert.match(
+      status.out,
+      new RegExp(`sas\\s+Debian8 64bit\\s+${zone}2\\s+2\\s+2\\s+0\\s+0\\s+0`),
+    );
+    assert.match(status.out, new RegExp(`sas\\s+Centos7\\.3 64bit\\s+${zone}1\\s+1\\s+1\\s+0`));
     assert.match(status.out, /last fill: .* finished; planned 3, available 3/);
     assert.match(status.out, /schedule .*-fill: active/);
     assert.match(

@@ -12,6 +12,8 @@ let db: Db;
 let repo: PoolRepository;
 // Each test run works on its own pool type, so runs and other suites never see each other's rows.
 const type = unique('repo-type');
+/** The pool of one OS: rows this suite inserts have no zone (''), the single-zone pool. */
+const pool = (os: string) => ({ type, os, zone: '' });
 
 before(async () => {
   db = createDb(config.databaseUrl, 40);
@@ -46,7 +48,7 @@ describe('pool repository (real PostgreSQL)', () => {
     const N = 30;
     await stock(os, M);
     const results = await Promise.all(
-      Array.from({ length: N }, (_, i) => repo.reserve(type, os, `claim-${os}-${i}`)),
+      Array.from({ length: N }, (_, i) => repo.reserve(pool(os), `claim-${os}-${i}`)),
     );
     const won = results.filter((r) => r !== null);
     assert.equal(won.length, Math.min(N, M));
@@ -62,8 +64,8 @@ describe('pool repository (real PostgreSQL)', () => {
   test('reserving again for the same claim returns the same row (idempotent retry)', async () => {
     const os = unique('os');
     await stock(os, 3);
-    const first = await repo.reserve(type, os, `claim-${os}`);
-    const again = await repo.reserve(type, os, `claim-${os}`);
+    const first = await repo.reserve(pool(os), `claim-${os}`);
+    const again = await repo.reserve(pool(os), `claim-${os}`);
     assert.ok(first && again);
     assert.equal(again.id, first.id);
   });
@@ -71,10 +73,10 @@ describe('pool repository (real PostgreSQL)', () => {
   test('the hand-off fence: only the holder takes the row, each take a new epoch, a stale epoch changes nothing', async () => {
     const os = unique('os');
     await stock(os, 1);
-    const r = await repo.reserve(type, os, 'holder');
+    const r = await repo.reserve(pool(os), 'holder');
     assert.ok(r);
     assert.equal(r.handoffState, 'reserved');
-    assert.equal(await repo.reserve(type, os, 'other'), null, 'the only row is taken');
+    assert.equal(await repo.reserve(pool(os), 'other'), null, 'the only row is taken');
     const rows = new HandOffRows(db);
     assert.equal(await rows.take(r.id, 'other'), null, 'not the holder');
     const first = await rows.take(r.id, 'holder', true);
@@ -97,7 +99,7 @@ describe('pool repository (real PostgreSQL)', () => {
       [free?.status, free?.reservedBy, free?.handoffState],
       ['available', null, null],
     );
-    const again = await repo.reserve(type, os, 'other');
+    const again = await repo.reserve(pool(os), 'other');
     assert.equal(again?.id, r.id);
     assert.equal(await repo.delete(r.id), true);
     assert.equal(await repo.get(r.id), null);
@@ -106,7 +108,7 @@ describe('pool repository (real PostgreSQL)', () => {
   test('the fence survives a PostgreSQL session loss that releases every advisory lock', async () => {
     const os = unique('os');
     await stock(os, 1);
-    const r = await repo.reserve(type, os, 'survivor');
+    const r = await repo.reserve(pool(os), 'survivor');
     assert.ok(r);
     // The first attempt's sessions are its own, as a worker's are.
     const session = new pg.Pool({
@@ -148,15 +150,16 @@ describe('pool repository (real PostgreSQL)', () => {
     await new OsImageRepository(db).upsert({
       os,
       type,
+      zone: '',
       snapshotId: 'new-snap',
       snapshotName: 'x',
       version: '2',
       volumeType: 'sas',
       sizeGb: 1,
     });
-    const r = await repo.reserve(type, os, 'c1', 'new-snap');
+    const r = await repo.reserve(pool(os), 'c1', 'new-snap');
     assert.equal(r?.snapshotId, 'new-snap');
-    assert.equal(await repo.reserve(type, os, 'c2', 'new-snap'), null);
+    assert.equal(await repo.reserve(pool(os), 'c2', 'new-snap'), null);
     const counts = (await repo.countByTypeOsStatus()).filter((c) => c.type === type && c.os === os);
     assert.deepEqual(
       counts.map((c) => [c.status, c.current, c.count]),

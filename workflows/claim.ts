@@ -22,6 +22,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import {
+  blockDeviceMapping,
   CLAIM_FAILURES,
   claimDeliveredUpdate,
   claimStatusQuery,
@@ -71,6 +72,7 @@ class ClaimRun {
       os: input.os,
       volumeType: input.volumeType,
       sizeGb: input.sizeGb,
+      ...(input.zone ? { zone: input.zone } : {}),
     };
   }
 
@@ -82,16 +84,26 @@ class ClaimRun {
     this.timingsMs[event] = Date.now() - this.started;
   }
 
-  /** The claim's result; also the `delivered` update's answer from now on. */
-  done(volumeId: string, outcome: ClaimOutcome): ClaimResult {
+  /**
+   * The claim's result; also the `delivered` update's answer from now on. `zone`: where Cinder
+   * says the volume is (a volume found by name may be elsewhere); else the claim's own zone.
+   */
+  done(volumeId: string, outcome: ClaimOutcome, zone?: string): ClaimResult {
     Object.assign(this.status, { step: 'done', outcome, volumeId });
     upsertSearchAttributes({ PoolOutcome: [outcome] });
     this.mark('total');
+    const availabilityZone = zone || this.input.zone;
     const result: ClaimResult = {
       volumeId,
       outcome,
       fallbackReason: this.status.fallbackReason,
       timingsMs: this.timingsMs,
+      ...(availabilityZone ? { availabilityZone } : {}),
+      blockDeviceMapping: blockDeviceMapping(
+        volumeId,
+        this.input.systemDisk,
+        this.input.deleteOnTermination,
+      ),
     };
     if (this.extendError !== undefined) result.extendError = this.extendError;
     this.answer = result;
@@ -107,6 +119,7 @@ export async function claimVolumeWorkflow(input: ClaimInput): Promise<ClaimResul
     PoolOs: [input.os ?? '-'],
     PoolVolumeType: [input.volumeType],
     PoolKind: [input.systemDisk ? 'system' : 'data'],
+    ...(input.zone ? { PoolZone: [input.zone] } : {}),
   });
   try {
     let image: CurrentImage | null = null;
@@ -165,13 +178,16 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
   const os = input.os as string;
   // Lock, image and reservation in one local step: one pass through the worker, no round trip.
   const first = await localNames.reserveForClaim(target);
-  const image = first.image ?? (await imageFromCinder(os, input.volumeType));
+  // The zone the reserve step served (a claim without one: the worker's default zone).
+  const zone = first.zone ?? input.zone ?? '';
+  const image = first.image ?? (await imageFromCinder(os, input.volumeType, zone));
   const reserved = first.image
     ? first.reserved
     : await localDb.reservePoolVolume({
         claimId: target.claimId,
         os,
         volumeType: input.volumeType,
+        ...(zone ? { zone } : {}),
         snapshotId: image.snapshotId,
       });
   if (!reserved) {
@@ -201,7 +217,7 @@ async function fromPool(run: ClaimRun): Promise<PoolAnswer> {
 async function delivered(run: ClaimRun, delivery: Delivery): Promise<ClaimResult> {
   run.mark('delivered');
   run.nameReleased = delivery.nameReleased;
-  if (delivery.existing) return run.done(delivery.volumeId, 'existing');
+  if (delivery.existing) return existing(run, delivery.volumeId, delivery.zone);
   if (mustGrow(run.target.sizeGb, delivery.sizeGb)) {
     run.step('extend');
     const grown = await extend.extendTenantVolume({
@@ -211,7 +227,7 @@ async function delivered(run: ClaimRun, delivery: Delivery): Promise<ClaimResult
     run.extendError = grown.extendError;
     run.mark('extended');
   }
-  return run.done(delivery.volumeId, 'pool');
+  return run.done(delivery.volumeId, 'pool', delivery.zone);
 }
 
 /**
@@ -228,7 +244,7 @@ async function plainCreation(run: ClaimRun, image: CurrentImage | null): Promise
   if (created.existing) {
     run.mark('lookup');
     run.status.fallbackReason = null;
-    return run.done(created.volumeId, 'existing');
+    return existing(run, created.volumeId, created.zone);
   }
   run.mark('createRequested');
   run.step('wait-available');
@@ -239,16 +255,36 @@ async function plainCreation(run: ClaimRun, image: CurrentImage | null): Promise
   });
   await waiter.awaitTenantVolume({ target, volumeId: created.volumeId, deadlineAt });
   run.mark('available');
-  return run.done(created.volumeId, 'created');
+  return run.done(created.volumeId, 'created', created.zone);
 }
 
-/** No fill has run yet (a fresh install): the OS's image straight from Cinder. */
-async function imageFromCinder(os: string, volumeType: string): Promise<CurrentImage> {
+/**
+ * The tenant has a volume of that name already: it is the answer (a claim is idempotent by
+ * name), unless it lies in another zone than the claim asks, where Nova would refuse to boot it.
+ */
+function existing(run: ClaimRun, volumeId: string, zone?: string): ClaimResult {
+  const asked = run.input.zone;
+  if (asked && zone && zone !== asked)
+    throw ApplicationFailure.nonRetryable(
+      `the tenant's volume ${JSON.stringify(run.input.name)} (${volumeId}) is in zone ${zone}, not ${asked}`,
+      CLAIM_FAILURES.zoneMismatch,
+    );
+  return run.done(volumeId, 'existing', zone);
+}
+
+/** No fill has run yet (a fresh install): the OS's image in the zone straight from Cinder. */
+async function imageFromCinder(
+  os: string,
+  volumeType: string,
+  zone: string,
+): Promise<CurrentImage> {
   const resolved = await call.resolveImages({});
-  const img = resolved.images.find((i) => i.os === os && i.type === volumeType);
+  const img = resolved.images.find(
+    (i) => i.os === os && i.type === volumeType && (i.zone ?? '') === zone,
+  );
   if (!img)
     throw ApplicationFailure.nonRetryable(
-      `no current image for ${volumeType}/${os}`,
+      `no current image for ${volumeType}/${os}${zone ? ` in zone ${zone}` : ''}`,
       CLAIM_FAILURES.unknownImage,
     );
   return { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb };

@@ -94,7 +94,8 @@ async function makePlan(p: FillProgress): Promise<FillPlan> {
   return plan;
 }
 
-const poolKey = (o: CreateOrder) => `${o.type}/${o.os}`;
+/** A pool's key in the progress: type/OS, and @zone when the pool names zones. */
+const poolKey = (o: CreateOrder) => `${o.type}/${o.os}${o.zone ? `@${o.zone}` : ''}`;
 
 /**
  * Drains stale stock alongside the creates. Each drain handles its own failure where it is made:
@@ -135,11 +136,18 @@ async function createMissing(p: FillProgress, plan: FillPlan): Promise<void> {
 async function createOne(p: FillProgress, plan: FillPlan, o: CreateOrder): Promise<void> {
   const pool = p.perPool[poolKey(o)] as FillProgress['perPool'][string];
   try {
-    const name = poolVolumeName(plan.settings.namePrefix, o.type, o.os, uuid4().slice(0, 13));
+    const name = poolVolumeName(
+      plan.settings.namePrefix,
+      o.type,
+      o.os,
+      uuid4().slice(0, 13),
+      o.zone,
+    );
     const created = await create.createPoolVolume({
       name,
       os: o.os,
       type: o.type,
+      ...(o.zone ? { zone: o.zone } : {}),
       snapshotId: o.snapshotId,
       volumeType: o.volumeType,
       sizeGb: o.sizeGb,

@@ -47,6 +47,7 @@ export async function drainPoolWorkflow(input: DrainInput = {}): Promise<DrainPr
   const ids = await db.listDrainable({
     os: input.os,
     type: input.type,
+    ...(input.zone !== undefined ? { zone: input.zone } : {}),
     staleOnly: input.staleOnly,
   });
   const progress: DrainProgress = { total: ids.length, drained: 0, skipped: 0 };

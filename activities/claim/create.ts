@@ -22,6 +22,8 @@ export function plainCreationActivities(
   const { admin, tenant } = ctx;
   /** Plain creation makes the volume in the pool's project and hands it over (plain_create_in). */
   const createViaPool = config.plainCreateIn === 'pool';
+  /** The claim's zone, else the default (a claim started by the previous build's API). */
+  const zoneOf = (t: ClaimTarget) => t.zone ?? config.pool.defaultZone;
 
   const oldestFirst = (list: Volume[]) =>
     [...list].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
@@ -35,14 +37,14 @@ export function plainCreationActivities(
   async function createTenantVolume(input: {
     target: ClaimTarget;
     image: CurrentImage | null;
-  }): Promise<{ volumeId: string; existing?: boolean }> {
+  }): Promise<{ volumeId: string; existing?: boolean; zone?: string }> {
     const { target: t, image } = input;
     const mark = createdByClaim(t.claimId);
     return exclusive(db, `create:${t.claimId}`, async () => {
       try {
         const named = await tenant(t).listVolumes({ name: t.name });
         const other = named.find((v) => usable(v) && v.description !== mark);
-        if (other) return { volumeId: other.id, existing: true };
+        if (other) return { volumeId: other.id, existing: true, zone: other.availabilityZone };
         const ours = (list: Volume[]) =>
           oldestFirst(list.filter((v) => v.description === mark && v.status !== 'deleting'));
         let made = ours(named);
@@ -50,13 +52,13 @@ export function plainCreationActivities(
         if (createViaPool && made.length === 0)
           made = ours(await admin().listVolumes({ name: t.name }));
         const [keep, ...extra] = made;
-        if (!keep) return { volumeId: await createOne(t, image) };
+        if (!keep) return await createOne(t, image);
         await recordMiss(t); // (again: a crash may have come between the create and the record)
         for (const dup of extra) {
           log.warn(`deleting duplicate volume ${dup.id} of claim ${t.claimId}`);
           await deletePoolVolume(admin(), dup);
         }
-        return { volumeId: keep.id };
+        return { volumeId: keep.id, zone: keep.availabilityZone };
       } catch (err) {
         if (err instanceof CinderOverLimit)
           throw createViaPool
@@ -70,7 +72,10 @@ export function plainCreationActivities(
     });
   }
 
-  async function createOne(t: ClaimTarget, image: CurrentImage | null): Promise<string> {
+  async function createOne(
+    t: ClaimTarget,
+    image: CurrentImage | null,
+  ): Promise<{ volumeId: string; zone: string }> {
     const size = Math.max(t.sizeGb ?? 0, image?.sizeGb ?? 0);
     if (size <= 0) throw nonRetryable(CLAIM_FAILURES.badClaim, 'a data disk needs sizeGb');
     // The create's reply names the volume; a reply lost on the way makes this attempt fail, and
@@ -80,11 +85,13 @@ export function plainCreationActivities(
       size,
       snapshotId: image?.snapshotId,
       volumeType: image?.volumeType ?? t.volumeType,
+      // From a snapshot: the snapshot's zone, which is the claim's (its zone's image).
+      availabilityZone: zoneOf(t) || undefined,
       description: createdByClaim(t.claimId),
     });
     await recordMiss(t);
     failpoint('claim.after-plain-create');
-    return created.id;
+    return { volumeId: created.id, zone: created.availabilityZone };
   }
 
   /** A system disk the pool did not serve: demand all the same (a miss; once per claim). */
@@ -94,6 +101,7 @@ export function plainCreationActivities(
         claimId: t.claimId,
         type: t.volumeType,
         os: t.os,
+        zone: zoneOf(t),
         projectId: t.projectId,
         hit: false,
       });

@@ -105,7 +105,8 @@ export function deliverActivities(
         throw new Error(`the transfer of ${reserved.volumeId} is still pending`);
       // The name exists already: the row goes back to the pool, the claim answers `existing`.
       if (!(await rows.release(f, left))) throw superseded(hand);
-      return { existing: true, volumeId: (found.value as Volume).id, sizeGb: null };
+      const named = found.value as Volume;
+      return { existing: true, volumeId: named.id, sizeGb: null, zone: named.availabilityZone };
     }
     // (A reply lost on the way leaves the row `transferring`: the retry finds the transfer.)
     if (made.status === 'rejected') throw made.reason;
@@ -203,7 +204,7 @@ export function deliverActivities(
     failpoint('claim.before-settle');
     if (!(await rows.deliver(f, t.projectId))) throw superseded(hand);
     refill.ask();
-    return { existing: false, volumeId: v.id, sizeGb: v.size };
+    return { existing: false, volumeId: v.id, sizeGb: v.size, zone: v.availabilityZone };
   }
 
   /**
@@ -216,9 +217,15 @@ export function deliverActivities(
   ): Promise<Omit<Delivery, 'nameReleased'>> {
     const mine = await ctx.inTenant(t, reserved.volumeId);
     if (mine && mine.name === t.name)
-      return { existing: false, volumeId: mine.id, sizeGb: mine.size };
+      return { existing: false, volumeId: mine.id, sizeGb: mine.size, zone: mine.availabilityZone };
     const existing = await ctx.findTenantVolume(t);
-    if (existing) return { existing: true, volumeId: existing.id, sizeGb: null };
+    if (existing)
+      return {
+        existing: true,
+        volumeId: existing.id,
+        sizeGb: null,
+        zone: existing.availabilityZone,
+      };
     throw nonRetryable(
       CLAIM_FAILURES.reservationLost,
       `claim ${t.claimId} no longer holds pool row ${reserved.rowId}`,

@@ -37,6 +37,12 @@ export function reserveActivities({
   const names = new ClaimNameRepository(db);
   const demand = new DemandRepository(db);
 
+  /**
+   * The claim's zone: its own, else the configured default (a claim the API of the previous
+   * build started, before it knew zones).
+   */
+  const zoneOf = (t: { zone?: string }) => t.zone ?? config.pool.defaultZone;
+
   /** Whether the claim workflow `claimId` is still running (without Temporal: assume so). */
   const claimRunning = (claimId: string) =>
     temporal ? workflowRunning(temporal, claimId) : Promise.resolve(true);
@@ -67,21 +73,30 @@ export function reserveActivities({
   async function currentImage(input: {
     os: string;
     volumeType: string;
+    zone?: string;
   }): Promise<CurrentImage | null> {
-    const img = await images.get(input.os, input.volumeType);
+    const img = await images.get(input.os, input.volumeType, zoneOf(input));
     return img
       ? { snapshotId: img.snapshotId, volumeType: img.volumeType, sizeGb: img.sizeGb }
       : null;
   }
 
-  /** Reserves one current pool volume for this claim (the same one again on a retry). */
+  /**
+   * Reserves one current pool volume of the claim's zone for this claim (the same one again on
+   * a retry).
+   */
   async function reservePoolVolume(input: {
     claimId: string;
     os: string;
     volumeType: string;
+    zone?: string;
     snapshotId: string;
   }): Promise<ReservedVolume | null> {
-    const row = await repo.reserve(input.volumeType, input.os, input.claimId, input.snapshotId);
+    const row = await repo.reserve(
+      { type: input.volumeType, os: input.os, zone: zoneOf(input) },
+      input.claimId,
+      input.snapshotId,
+    );
     return row ? reservedVolume(row) : null;
   }
 
@@ -94,12 +109,16 @@ export function reserveActivities({
   async function overFairShare(t: ClaimTarget): Promise<string | undefined> {
     const fair = config.pool.policy.tenantShare;
     if (!fair) return undefined;
+    const zone = zoneOf(t);
     const floor =
-      config.pool.targets.find((p) => p.os === t.os && p.volumeType === t.volumeType)?.target ?? 0;
+      config.pool.targets.find(
+        (p) => p.os === t.os && p.volumeType === t.volumeType && p.zone === zone,
+      )?.target ?? 0;
     const allowed = Math.max(1, Math.floor(fair.share * floor));
     const hits = await demand.tenantHits({
       type: t.volumeType,
       os: t.os as string,
+      zone,
       projectId: t.projectId,
       minutes: fair.windowMinutes,
       otherThan: t.claimId,
@@ -117,23 +136,27 @@ export function reserveActivities({
     reserved: ReservedVolume | null;
     /** Why no reservation was even tried (the tenant's fair share is used up). */
     declined?: string;
+    /** The zone the claim is served in ('' when the pool names none). */
+    zone: string;
   }> {
+    const zone = zoneOf(t);
     await delaypoint('claim.reserve');
     // The image read needs no lock: both at once.
     const [, image] = await Promise.all([
       lockClaimName(t),
-      currentImage({ os: t.os as string, volumeType: t.volumeType }),
+      currentImage({ os: t.os as string, volumeType: t.volumeType, zone }),
     ]);
-    if (!image) return { image, reserved: null };
+    if (!image) return { image, reserved: null, zone };
     const declined = await overFairShare(t);
-    if (declined) return { image, reserved: null, declined };
+    if (declined) return { image, reserved: null, declined, zone };
     const reserved = await reservePoolVolume({
       claimId: t.claimId,
       os: t.os as string,
       volumeType: t.volumeType,
+      zone,
       snapshotId: image.snapshotId,
     });
-    return { image, reserved };
+    return { image, reserved, zone };
   }
 
   return { lockClaimName, releaseClaimName, currentImage, reservePoolVolume, reserveForClaim };

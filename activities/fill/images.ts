@@ -10,12 +10,15 @@ import type { Snapshot } from '../../lib/cinder';
 import type { ResolvedImage, ResolveResult } from '../../contracts/fill';
 import type { Deps } from '../deps';
 
-function newest(candidates: { snap: Snapshot; version: string }[]) {
+function newestFirst(candidates: { snap: Snapshot; version: string }[]) {
   return candidates.sort(
     (a, b) =>
       compareVersions(b.version, a.version) || b.snap.createdAt.localeCompare(a.snap.createdAt),
-  )[0];
+  );
 }
+
+/** A snapshot's zone given by the operator (snapshot metadata) wins over its source volume's. */
+export const SNAPSHOT_ZONE_KEY = 'availability_zone';
 
 export function resolveImagesActivity({
   config,
@@ -23,41 +26,76 @@ export function resolveImagesActivity({
   db,
 }: Pick<Deps, 'config' | 'cinder' | 'db'>) {
   const repo = new OsImageRepository(db);
+  const zoned = config.pool.zones.length > 0;
+  /** Source volume id → its zone and real Cinder type; neither changes for a volume's snapshots. */
+  const sources = new Map<string, { zone: string; volumeType: string | null } | null>();
+
+  async function sourceOf(snap: Snapshot) {
+    if (!sources.has(snap.volumeId)) {
+      // The snapshot's source volume carries the real Cinder type (on Ceph: pool + type) and
+      // the zone: a volume made from the snapshot lands in that zone (cloned_volume_same_az).
+      const v = await cinder.findVolume(snap.volumeId);
+      // A source volume gone (deleted after its snapshot) is asked again next time, not cached.
+      if (!v) return null;
+      sources.set(snap.volumeId, { zone: v.availabilityZone, volumeType: v.volumeType });
+      if (sources.size > 10_000) sources.delete(sources.keys().next().value as string);
+    }
+    return sources.get(snap.volumeId) ?? null;
+  }
+
+  async function zoneOf(snap: Snapshot): Promise<string | null> {
+    return snap.metadata[SNAPSHOT_ZONE_KEY] || ((await sourceOf(snap))?.zone ?? null);
+  }
+
   return async function resolveImages(opts: { replaceAll?: boolean } = {}): Promise<ResolveResult> {
     const rule = config.pool.snapshotNameRule;
-    const known = new Map((await repo.list()).map((i) => [`${i.os}\u0000${i.type}`, i]));
+    const key = (os: string, type: string, zone: string) => `${os}\u0000${type}\u0000${zone}`;
+    const known = new Map((await repo.list()).map((i) => [key(i.os, i.type, i.zone), i]));
     const snapshots = (await cinder.listSnapshots({ status: 'available' })).filter(
       (s) => s.status === 'available',
     );
-    const sourceTypes = new Map<string, string | null>(); // source volume id → its real Cinder type
     const images: ResolvedImage[] = [];
     const skipped: ResolveResult['skipped'] = [];
     const changed: ResolveResult['changed'] = [];
+    const ranked = new Map<string, { snap: Snapshot; version: string }[]>(); // per (os, type)
 
-    for (const { os, volumeType: type } of config.pool.targets) {
-      const candidates = snapshots
-        .map((snap) => ({ snap, version: rule.match(snap.name, os, type) }))
-        .filter((c): c is { snap: Snapshot; version: string } => c.version !== null);
-      const best = newest(candidates);
+    for (const { os, volumeType: type, zone } of config.pool.targets) {
+      let candidates = ranked.get(key(os, type, ''));
+      if (!candidates) {
+        candidates = newestFirst(
+          snapshots
+            .map((snap) => ({ snap, version: rule.match(snap.name, os, type) }))
+            .filter((c): c is { snap: Snapshot; version: string } => c.version !== null),
+        );
+        ranked.set(key(os, type, ''), candidates);
+      }
+      let best: { snap: Snapshot; version: string } | undefined;
+      if (!zoned) best = candidates[0];
+      else
+        for (const c of candidates)
+          if ((await zoneOf(c.snap)) === zone) {
+            best = c;
+            break;
+          }
+      const where = zone ? ` in zone ${zone}` : '';
       if (!best) {
-        const reason = `no available snapshot named like "${rule.format(os, type, '<version>')}"`;
-        log.warn(`skipping ${type}/${os}: ${reason}`);
-        skipped.push({ os, type, reason });
+        const unplaced = zoned
+          ? ' (a snapshot with neither an availability_zone metadata nor a source volume has no zone)'
+          : '';
+        const reason = `no available snapshot named like "${rule.format(os, type, '<version>')}"${where}${candidates.length > 0 ? unplaced : ''}`;
+        log.warn(`skipping ${type}/${os}${where}: ${reason}`);
+        skipped.push({ os, type, ...(zone ? { zone } : {}), reason });
         continue;
       }
-      const prev = known.get(`${os}\u0000${type}`);
-      let volumeType = prev?.snapshotId === best.snap.id ? prev.volumeType : undefined;
-      if (!volumeType) {
-        // The snapshot's source volume carries the real Cinder type (on Ceph: pool + type).
-        if (!sourceTypes.has(best.snap.volumeId)) {
-          const source = await cinder.findVolume(best.snap.volumeId);
-          sourceTypes.set(best.snap.volumeId, source?.volumeType ?? null);
-        }
-        volumeType = sourceTypes.get(best.snap.volumeId) ?? type;
-      }
-      const image = {
+      const prev = known.get(key(os, type, zone));
+      const volumeType =
+        (prev?.snapshotId === best.snap.id ? prev.volumeType : undefined) ??
+        (await sourceOf(best.snap))?.volumeType ??
+        type;
+      const image: ResolvedImage = {
         os,
         type,
+        zone,
         snapshotId: best.snap.id,
         snapshotName: best.snap.name,
         version: best.version,
@@ -66,14 +104,29 @@ export function resolveImagesActivity({
       };
       images.push(image);
       if (prev?.snapshotId !== image.snapshotId) {
-        changed.push({ os, type, from: prev?.snapshotId ?? null, to: image.snapshotId });
+        changed.push({
+          os,
+          type,
+          ...(zone ? { zone } : {}),
+          from: prev?.snapshotId ?? null,
+          to: image.snapshotId,
+        });
         if (prev)
-          log.info(`new image for ${type}/${os}: ${best.snap.name}; older stock is now stale`);
+          log.info(
+            `new image for ${type}/${os}${where}: ${best.snap.name}; older stock is now stale`,
+          );
       }
     }
 
     if (opts.replaceAll) await repo.replaceAll(db, images);
-    else for (const img of images) await repo.upsert(img);
+    else {
+      for (const img of images) await repo.upsert(img);
+      // Images of pools no longer configured (a zone turned on or off, an OS dropped) go: their
+      // stock is stale and drains, and `drain --stale` must see it so.
+      await repo.keepOnly(
+        config.pool.targets.map((t) => ({ os: t.os, type: t.volumeType, zone: t.zone })),
+      );
+    }
     return { images, skipped, changed };
   };
 }

@@ -21,11 +21,14 @@ import type { CreateOrder, FillPlan, ResolvedImage } from '../../contracts/fill'
 /** What planning reads of a pool row. */
 export type PlanRow = Pick<
   PoolVolume,
-  'id' | 'os' | 'type' | 'snapshotId' | 'status' | 'createdAt' | 'readyAt'
+  'id' | 'os' | 'type' | 'zone' | 'snapshotId' | 'status' | 'createdAt' | 'readyAt'
 >;
 
 /** What planning reads of a pool's target. */
-export type PlanTarget = Pick<EffectiveTarget, 'os' | 'volumeType' | 'floor' | 'target' | 'why'>;
+export type PlanTarget = Pick<
+  EffectiveTarget,
+  'os' | 'volumeType' | 'zone' | 'floor' | 'target' | 'why'
+>;
 
 /** The configuration planning reads. */
 export interface PlanSettings {
@@ -54,7 +57,8 @@ const byAge = (a: PlanRow, b: PlanRow) =>
   a.createdAt.getTime() - b.createdAt.getTime() || a.id - b.id;
 
 const targetOf = (targets: PlanTarget[], img: ResolvedImage) =>
-  targets.find((x) => x.os === img.os && x.volumeType === img.type);
+  // (An image of a previous build's resolve has no zone: '' is its pool's.)
+  targets.find((x) => x.os === img.os && x.volumeType === img.type && x.zone === (img.zone ?? ''));
 
 /** Whether demand raises the target of a pool with a current image (then the quota matters). */
 export const demandRaises = (images: ResolvedImage[], targets: PlanTarget[]) =>
@@ -71,7 +75,9 @@ export function planFill(input: PlanInput, settings: PlanSettings): FillPlan {
 
   const pools = images.map((img) => {
     const t = targetOf(targets, img);
-    const mine = rows.filter((r) => r.os === img.os && r.type === img.type);
+    const mine = rows.filter(
+      (r) => r.os === img.os && r.type === img.type && r.zone === (img.zone ?? ''),
+    );
     const fresh = mine.filter((r) => r.snapshotId === img.snapshotId);
     const current = fresh.filter((r) => r.status === 'creating' || r.status === 'available');
     const idle = fresh.filter((r) => r.status === 'available').sort(byAge);
@@ -104,7 +110,14 @@ export function planFill(input: PlanInput, settings: PlanSettings): FillPlan {
       why = `quota (leaves ${policy.quotaMargin} free): ${why}`;
     }
     room -= extra;
-    planned.push({ type: p.img.type, os: p.img.os, floor: p.floor, target, why });
+    planned.push({
+      type: p.img.type,
+      os: p.img.os,
+      ...(p.img.zone ? { zone: p.img.zone } : {}),
+      floor: p.floor,
+      target,
+      why,
+    });
     staleRows.push(...p.stale);
     // Above target: the oldest idle volumes go, the newest stay.
     if (p.current > target) excessRows.push(...p.idle.slice(0, p.current - target));
@@ -119,9 +132,10 @@ export function planFill(input: PlanInput, settings: PlanSettings): FillPlan {
     if (missing > 0) orders.push({ ...p.img, missing });
   }
   // Stock of pairs no longer configured is stale as well: drain it.
-  const targeted = new Set(settings.pool.targets.map((t) => `${t.volumeType}\u0000${t.os}`));
+  const poolOf = (type: string, os: string, zone: string) => `${type}\u0000${os}\u0000${zone}`;
+  const targeted = new Set(settings.pool.targets.map((t) => poolOf(t.volumeType, t.os, t.zone)));
   for (const r of rows) {
-    const k = `${r.type}\u0000${r.os}`;
+    const k = poolOf(r.type, r.os, r.zone);
     if (!targeted.has(k) && r.status === 'available') staleRows.push(r);
   }
   staleRows.sort(byAge);

@@ -259,21 +259,22 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     return result;
   }
 
-  /** Current stock per (type, OS), counting what this pass adopts. */
+  /** Current stock per (type, OS, zone), counting what this pass adopts. */
   function stockCounter(rows: PoolVolume[]) {
     const adopted = new Map<string, number>();
-    const key = (os: string, type: string) => `${type}\u0000${os}`;
+    const key = (os: string, type: string, zone: string) => `${type}\u0000${os}\u0000${zone}`;
     return {
-      count: (os: string, type: string, snapshotId: string) =>
+      count: (os: string, type: string, zone: string, snapshotId: string) =>
         rows.filter(
           (r) =>
             r.os === os &&
             r.type === type &&
+            r.zone === zone &&
             (r.status === 'available' || r.status === 'creating') &&
             r.snapshotId === snapshotId,
-        ).length + (adopted.get(key(os, type)) ?? 0),
-      add: (os: string, type: string) =>
-        adopted.set(key(os, type), (adopted.get(key(os, type)) ?? 0) + 1),
+        ).length + (adopted.get(key(os, type, zone)) ?? 0),
+      add: (os: string, type: string, zone: string) =>
+        adopted.set(key(os, type, zone), (adopted.get(key(os, type, zone)) ?? 0) + 1),
     };
   }
 
@@ -285,22 +286,26 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     const os = v.metadata[TAGS.os];
     const type = v.metadata[TAGS.type];
     if (!os || !type || v.status !== 'available') return false;
-    const image = await images.get(os, type);
+    // The pool's zone: the volume's own (where its snapshot put it), '' when no zones are named.
+    const zone = config.pool.zones.length > 0 ? v.availabilityZone : '';
+    const image = await images.get(os, type, zone);
     if (!image || v.snapshotId !== image.snapshotId) return false;
     const target =
-      config.pool.targets.find((t) => t.os === os && t.volumeType === type)?.target ?? 0;
-    if (stock.count(os, type, image.snapshotId) >= target) return false;
+      config.pool.targets.find((t) => t.os === os && t.volumeType === type && t.zone === zone)
+        ?.target ?? 0;
+    if (stock.count(os, type, zone, image.snapshotId) >= target) return false;
     await repo.upsert({
       name: v.name,
       type,
       os,
+      zone,
       snapshotId: image.snapshotId,
       volumeType: v.volumeType,
       sizeGb: v.size,
       volumeId: v.id,
       status: 'available',
     });
-    stock.add(os, type);
+    stock.add(os, type, zone);
     log.info(`adopted leaked pool volume ${v.id} (${v.name})`);
     return true;
   }
@@ -349,18 +354,24 @@ export function reconcileActivities(deps: Pick<Deps, 'config' | 'cinder' | 'db' 
     return removed;
   }
 
-  /** Rows an operator asked to drain: `available` ones of the given OS/type (all when unset). */
+  /** Rows an operator asked to drain: `available` ones of the given OS/type/zone (all when unset). */
   async function listDrainable(filter: {
     os?: string;
     type?: string;
+    zone?: string;
     staleOnly?: boolean;
   }): Promise<number[]> {
-    const current = new Map(
-      (await images.list()).map((i) => [`${i.os}\u0000${i.type}`, i.snapshotId]),
-    );
+    const pool = (r: { os: string; type: string; zone: string }) =>
+      `${r.os}\u0000${r.type}\u0000${r.zone}`;
+    const current = new Map((await images.list()).map((i) => [pool(i), i.snapshotId]));
     return (await repo.listByStatus('available'))
-      .filter((r) => (!filter.os || r.os === filter.os) && (!filter.type || r.type === filter.type))
-      .filter((r) => !filter.staleOnly || current.get(`${r.os}\u0000${r.type}`) !== r.snapshotId)
+      .filter(
+        (r) =>
+          (!filter.os || r.os === filter.os) &&
+          (!filter.type || r.type === filter.type) &&
+          (filter.zone === undefined || r.zone === filter.zone),
+      )
+      .filter((r) => !filter.staleOnly || current.get(pool(r)) !== r.snapshotId)
       .map((r) => r.id);
   }
 

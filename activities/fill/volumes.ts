@@ -86,6 +86,7 @@ export function poolVolumeActivities({
       name: input.name,
       type: input.type,
       os: input.os,
+      zone: input.zone ?? '',
       snapshotId: input.snapshotId,
       volumeType: input.volumeType,
       sizeGb: input.sizeGb,
@@ -109,8 +110,10 @@ export function poolVolumeActivities({
         size: input.sizeGb,
         snapshotId: input.snapshotId,
         volumeType: input.volumeType,
-        metadata: poolTags(prefix, input.os, input.type, input.snapshotId),
-        description: `warm pool stock: ${input.type} / ${input.os}`,
+        // The snapshot's zone already; named so that Cinder refuses rather than misplaces.
+        availabilityZone: input.zone || undefined,
+        metadata: poolTags(prefix, input.os, input.type, input.snapshotId, input.zone),
+        description: `warm pool stock: ${input.type} / ${input.os}${input.zone ? ` / ${input.zone}` : ''}`,
       });
       failpoint('fill.after-cinder-create'); // the volume exists, the table does not know it yet
       if (!(await repo.setVolume(row.id, v.id, slot.at))) {

@@ -62,6 +62,8 @@ function toVolume(v: Raw): Volume {
     size: v.size as number,
     volumeType: (v.volume_type as string | null) ?? null,
     snapshotId: (v.snapshot_id as string | null) ?? null,
+    availabilityZone: (v.availability_zone as string | null) ?? '',
+    bootable: String(v.bootable) === 'true',
     metadata: (v.metadata as Record<string, string>) ?? {},
     projectId: v['os-vol-tenant-attr:tenant_id'] as string | undefined,
     createdAt: v.created_at as string,

@@ -8,6 +8,10 @@ export interface Volume {
   size: number;
   volumeType: string | null;
   snapshotId: string | null;
+  /** The volume's availability zone (Cinder's default zone when none was asked). */
+  availabilityZone: string;
+  /** Whether it can boot a server (Cinder's `bootable`, "true" / "false"). */
+  bootable: boolean;
   metadata: Record<string, string>;
   /** Only visible to admins (`os-vol-tenant-attr:tenant_id`). */
   projectId?: string;

@@ -21,6 +21,8 @@ type Values = { [K in ConfigKey]: ReturnType<(typeof KEYS)[K]['schema']['parse']
 export interface PoolTarget {
   os: string;
   volumeType: string;
+  /** The availability zone ('' when the pool names none: Cinder's default zone). */
+  zone: string;
   /** The seed's count: the floor of the pool's target. */
   target: number;
   /** The most demand may raise it to. */
@@ -61,8 +63,15 @@ export interface AppConfig {
     pollIntervalSeconds: number;
     volumeNamePrefix: string;
     snapshotNameRule: SnapshotNameRule;
-    /** Target per (volume type × OS): `backup_nums_more` for the "more" list, `_less` otherwise. */
+    /**
+     * Target per (volume type × OS × zone): `backup_nums_more` for the "more" list, `_less`
+     * otherwise, or the zone's own counts (`[zone <name>]`).
+     */
     targets: PoolTarget[];
+    /** The zones served (`availability_zones`); empty: one zone, Cinder's default (''). */
+    zones: string[];
+    /** The zone of a claim that names none ('' when no zones are configured). */
+    defaultZone: string;
     policy: PoolPolicy;
     /** How long the status check keeps the tables that only grow (lib/pool-state/prune.ts). */
     retention: { claimLogDays: number; claimDemandMinutes: number };
@@ -277,7 +286,61 @@ function deploymentOf(v: Values): string {
 /** A pair's cap: backup_nums_max (never below the floor), or 3 × the floor. */
 const capOf = (v: Values, floor: number) => Math.max(floor, v.numsMax ?? 3 * floor);
 
-function buildTargets(v: Values): PoolTarget[] {
+/** A zone's own counts: `[zone <name>]` with backup_nums_more and/or backup_nums_less. */
+const ZONE_SECTION = /^zone\s+(\S+)$/;
+const ZONE_KEYS = { backup_nums_more: 'more', backup_nums_less: 'less' } as const;
+
+type ZoneCounts = Map<string, { more?: number; less?: number }>;
+
+/**
+ * The `[zone <name>]` sections, holding only count keys. A section of a zone not served is read
+ * (its keys checked) and left unused: the environment may narrow availability_zones without an
+ * edit of the file (POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES=az-1).
+ */
+function zoneCounts(ini: Record<string, Record<string, unknown>>): ZoneCounts {
+  const out: ZoneCounts = new Map();
+  for (const [section, body] of Object.entries(ini)) {
+    const zone = ZONE_SECTION.exec(section)?.[1];
+    if (zone === undefined || typeof body !== 'object' || body === null) continue;
+    const counts: { more?: number; less?: number } = {};
+    for (const [key, raw] of Object.entries(body)) {
+      const which = ZONE_KEYS[key as keyof typeof ZONE_KEYS];
+      const n = Number(String(raw).trim());
+      if (!which)
+        throw new ConfigError(
+          `[${section}] ${key}: unknown key (a zone takes backup_nums_more, backup_nums_less)`,
+        );
+      if (!/^\d+$/.test(String(raw).trim()) || n > 10000)
+        throw new ConfigError(
+          `[${section}] ${key} = ${JSON.stringify(raw)}: expected a whole number from 0 to 10000`,
+        );
+      counts[which] = n;
+    }
+    out.set(zone, counts);
+  }
+  return out;
+}
+
+/** The zones served and the default one; no zones configured: the one zone ''. */
+function zonesOf(v: Values): { zones: string[]; defaultZone: string } {
+  const zones = [...new Set(v.availabilityZones)];
+  if (zones.length < v.availabilityZones.length)
+    throw new ConfigError(
+      `[volumes_backup] availability_zones lists a zone twice: ${v.availabilityZones.join(', ')}`,
+    );
+  const defaultZone = v.defaultAvailabilityZone ?? zones[0] ?? '';
+  if (zones.length === 0 && v.defaultAvailabilityZone)
+    throw new ConfigError(
+      `[volumes_backup] default_availability_zone = ${v.defaultAvailabilityZone} needs availability_zones`,
+    );
+  if (zones.length > 0 && !zones.includes(defaultZone))
+    throw new ConfigError(
+      `[volumes_backup] default_availability_zone = ${defaultZone} is not one of availability_zones (${zones.join(', ')})`,
+    );
+  return { zones, defaultZone };
+}
+
+function buildTargets(v: Values, zones: string[], counts: ZoneCounts): PoolTarget[] {
   const overlap = v.osMore.filter((os) => v.osLess.includes(os));
   if (overlap.length > 0) {
     throw new ConfigError(
@@ -285,11 +348,15 @@ function buildTargets(v: Values): PoolTarget[] {
     );
   }
   const targets: PoolTarget[] = [];
-  for (const volumeType of v.volumeTypes) {
-    for (const os of v.osMore)
-      targets.push({ os, volumeType, target: v.numsMore, cap: capOf(v, v.numsMore) });
-    for (const os of v.osLess)
-      targets.push({ os, volumeType, target: v.numsLess, cap: capOf(v, v.numsLess) });
+  for (const zone of zones.length > 0 ? zones : ['']) {
+    const more = counts.get(zone)?.more ?? v.numsMore;
+    const less = counts.get(zone)?.less ?? v.numsLess;
+    for (const volumeType of v.volumeTypes) {
+      for (const os of v.osMore)
+        targets.push({ os, volumeType, zone, target: more, cap: capOf(v, more) });
+      for (const os of v.osLess)
+        targets.push({ os, volumeType, zone, target: less, cap: capOf(v, less) });
+    }
   }
   return targets;
 }
@@ -346,6 +413,8 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
   const ini = parseIni(text ?? '') as Record<string, Record<string, unknown>>;
   checkKnownKeys(ini);
   const v = readValues(ini, env);
+  const { zones, defaultZone } = zonesOf(v);
+  const perZone = zoneCounts(ini);
 
   let snapshotNameRule: SnapshotNameRule;
   try {
@@ -387,7 +456,9 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       pollIntervalSeconds: v.pollIntervalSeconds,
       volumeNamePrefix: v.volumeNamePrefix,
       snapshotNameRule,
-      targets: buildTargets(v),
+      targets: buildTargets(v, zones, perZone),
+      zones,
+      defaultZone,
       retention: retentionOf(v),
       policy: {
         demand: {

@@ -95,6 +95,22 @@ export const KEYS = {
     schema: int(0, 10000),
     default: '2',
   },
+  /**
+   * The availability zones the pool serves: one pool per (type, OS, zone), each filled from the
+   * zone's own snapshot. Empty: one pool per (type, OS) in Cinder's default zone.
+   */
+  availabilityZones: {
+    section: 'volumes_backup',
+    key: 'availability_zones',
+    schema: list,
+    default: '',
+  },
+  /** The zone of a claim that names none; empty: the first of availability_zones. */
+  defaultAvailabilityZone: {
+    section: 'volumes_backup',
+    key: 'default_availability_zone',
+    schema: optionalText,
+  },
   fillEveryMinutes: {
     section: 'volumes_backup',
     key: 'backup_frequency_minute',

@@ -7,6 +7,8 @@ export interface ClaimLogEntry {
   projectId: string;
   os: string | null;
   volumeType: string;
+  /** The volume's availability zone (null: no zone named, or the claim failed). */
+  zone?: string | null;
   /** pool, created, existing or failed. */
   outcome: string;
   httpStatus: number;
@@ -29,9 +31,9 @@ export class ClaimLog {
   async record(e: ClaimLogEntry): Promise<void> {
     await this.db.query(
       `INSERT INTO claim_log (request_id, workflow_id, project_id, os, volume_type, outcome,
-                              http_status, seconds, fallback_reason)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-       ON CONFLICT (request_id) DO UPDATE SET outcome = EXCLUDED.outcome,
+                              http_status, seconds, fallback_reason, zone)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT (request_id) DO UPDATE SET outcome = EXCLUDED.outcome, zone = EXCLUDED.zone,
          http_status = EXCLUDED.http_status, seconds = EXCLUDED.seconds,
          fallback_reason = EXCLUDED.fallback_reason, at = now()`,
       [
@@ -44,6 +46,7 @@ export class ClaimLog {
         e.httpStatus,
         e.seconds,
         e.fallbackReason,
+        e.zone ?? null,
       ],
     );
   }
@@ -100,6 +103,7 @@ export class ClaimLog {
       projectId: r.project_id as string,
       os: r.os as string | null,
       volumeType: r.volume_type as string,
+      zone: (r.zone as string | null) ?? null,
       outcome: r.outcome as string,
       httpStatus: r.http_status as number,
       seconds: r.seconds as number | null,

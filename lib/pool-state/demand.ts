@@ -16,6 +16,7 @@ export const DEFAULT_LEAD_SECONDS = 60;
 export interface EffectiveTarget {
   volumeType: string;
   os: string;
+  zone: string;
   floor: number;
   cap: number;
   /** What the fill keeps: the floor, raised by demand, never above the cap. */
@@ -36,6 +37,7 @@ export function demandTarget(
   const base = {
     volumeType: t.volumeType,
     os: t.os,
+    zone: t.zone,
     floor: t.target,
     cap: t.cap,
     claimsInWindow,
@@ -52,7 +54,7 @@ export function demandTarget(
   return { ...base, target: wanted, why: `demand (${formula})` };
 }
 
-const key = (type: string, os: string) => `${type}\u0000${os}`;
+const key = (type: string, os: string, zone: string) => `${type}\u0000${os}\u0000${zone}`;
 
 export class DemandRepository {
   constructor(private readonly db: Db) {}
@@ -62,42 +64,45 @@ export class DemandRepository {
     claimId: string;
     type: string;
     os: string;
+    zone: string;
     projectId: string;
     hit: boolean;
   }): Promise<void> {
     await this.db.query(
-      `INSERT INTO claim_demand (claim_id, type, os, project_id, hit) VALUES ($1, $2, $3, $4, $5)
+      `INSERT INTO claim_demand (claim_id, type, os, zone, project_id, hit)
+       VALUES ($1, $2, $3, $4, $5, $6)
        ON CONFLICT (claim_id) DO UPDATE SET hit = claim_demand.hit OR EXCLUDED.hit`,
-      [c.claimId, c.type, c.os, c.projectId, c.hit],
+      [c.claimId, c.type, c.os, c.zone, c.projectId, c.hit],
     );
   }
 
   /** Claims per pool within the last `minutes`. */
   async claimsSince(minutes: number): Promise<Map<string, number>> {
-    const { rows } = await this.db.query<{ type: string; os: string; n: number }>(
-      `SELECT type, os, count(*)::int AS n FROM claim_demand
-        WHERE at > now() - make_interval(secs => $1) GROUP BY type, os`,
+    const { rows } = await this.db.query<{ type: string; os: string; zone: string; n: number }>(
+      `SELECT type, os, zone, count(*)::int AS n FROM claim_demand
+        WHERE at > now() - make_interval(secs => $1) GROUP BY type, os, zone`,
       [minutes * 60],
     );
-    return new Map(rows.map((r) => [key(r.type, r.os), r.n]));
+    return new Map(rows.map((r) => [key(r.type, r.os, r.zone), r.n]));
   }
 
   /** Median refill lead time per pool over its last 20 refills. */
   async leadTimes(): Promise<Map<string, number>> {
-    const { rows } = await this.db.query<{ type: string; os: string; s: number }>(
-      `SELECT type, os, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS s
-         FROM (SELECT type, os, seconds,
-                      row_number() OVER (PARTITION BY type, os ORDER BY at DESC) AS n
+    const { rows } = await this.db.query<{ type: string; os: string; zone: string; s: number }>(
+      `SELECT type, os, zone, percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS s
+         FROM (SELECT type, os, zone, seconds,
+                      row_number() OVER (PARTITION BY type, os, zone ORDER BY at DESC) AS n
                  FROM pool_lead_times) recent
-        WHERE n <= 20 GROUP BY type, os`,
+        WHERE n <= 20 GROUP BY type, os, zone`,
     );
-    return new Map(rows.map((r) => [key(r.type, r.os), Number(r.s)]));
+    return new Map(rows.map((r) => [key(r.type, r.os, r.zone), Number(r.s)]));
   }
 
   /** Pool hits of one tenant in one pool within the last `minutes` (the fair share's count). */
   async tenantHits(c: {
     type: string;
     os: string;
+    zone: string;
     projectId: string;
     minutes: number;
     /** Leave out this claim's own hit (a retry asks again). */
@@ -105,9 +110,9 @@ export class DemandRepository {
   }): Promise<number> {
     const { rows } = await this.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM claim_demand
-        WHERE type = $1 AND os = $2 AND project_id = $3 AND hit
-          AND at > now() - make_interval(secs => $4) AND claim_id IS DISTINCT FROM $5`,
-      [c.type, c.os, c.projectId, c.minutes * 60, c.otherThan ?? null],
+        WHERE type = $1 AND os = $2 AND zone = $3 AND project_id = $4 AND hit
+          AND at > now() - make_interval(secs => $5) AND claim_id IS DISTINCT FROM $6`,
+      [c.type, c.os, c.zone, c.projectId, c.minutes * 60, c.otherThan ?? null],
     );
     return rows[0]?.n ?? 0;
   }
@@ -134,8 +139,8 @@ export async function effectiveTargets(
     demandTarget(
       t,
       policy.demand,
-      claims.get(key(t.volumeType, t.os)) ?? 0,
-      leads.get(key(t.volumeType, t.os)) ?? anyLead ?? DEFAULT_LEAD_SECONDS,
+      claims.get(key(t.volumeType, t.os, t.zone)) ?? 0,
+      leads.get(key(t.volumeType, t.os, t.zone)) ?? anyLead ?? DEFAULT_LEAD_SECONDS,
     ),
   );
 }

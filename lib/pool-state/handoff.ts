@@ -110,9 +110,9 @@ export class HandOffRows {
       `WITH gone AS (
          DELETE FROM pool_volumes
           WHERE id = $1 AND reserved_by = $2 AND epoch = $3 AND handoff_state = 'accepted'
-          RETURNING type, os)
-       INSERT INTO claim_demand (claim_id, type, os, project_id, hit)
-       SELECT $2, type, os, $4, true FROM gone
+          RETURNING type, os, zone)
+       INSERT INTO claim_demand (claim_id, type, os, zone, project_id, hit)
+       SELECT $2, type, os, zone, $4, true FROM gone
        ON CONFLICT (claim_id) DO UPDATE SET hit = true
        RETURNING 1`,
       [f.rowId, f.claimId, f.epoch, projectId],

@@ -8,6 +8,7 @@ export const TAGS = {
   os: 'warmpool-os',
   type: 'warmpool-type',
   snapshot: 'warmpool-snapshot',
+  zone: 'warmpool-zone',
 } as const;
 
 const slug = (s: string) =>
@@ -16,9 +17,18 @@ const slug = (s: string) =>
     .replace(/[^a-z0-9.]+/g, '-')
     .replace(/^-|-$/g, '');
 
-/** `<prefix>-<type>-<os slug>-<id>`: `id` makes it unique and is the create's idempotency key. */
-export function poolVolumeName(prefix: string, type: string, os: string, id: string): string {
-  return `${prefix}-${slug(type)}-${slug(os)}-${id}`;
+/**
+ * `<prefix>-<type>[-<zone>]-<os slug>-<id>`: `id` makes it unique and is the create's
+ * idempotency key.
+ */
+export function poolVolumeName(
+  prefix: string,
+  type: string,
+  os: string,
+  id: string,
+  zone?: string,
+): string {
+  return `${prefix}-${slug(type)}${zone ? `-${slug(zone)}` : ''}-${slug(os)}-${id}`;
 }
 
 export function poolTags(
@@ -26,6 +36,13 @@ export function poolTags(
   os: string,
   type: string,
   snapshotId: string,
+  zone?: string,
 ): Record<string, string> {
-  return { [TAGS.pool]: prefix, [TAGS.os]: os, [TAGS.type]: type, [TAGS.snapshot]: snapshotId };
+  return {
+    [TAGS.pool]: prefix,
+    [TAGS.os]: os,
+    [TAGS.type]: type,
+    [TAGS.snapshot]: snapshotId,
+    ...(zone ? { [TAGS.zone]: zone } : {}),
+  };
 }

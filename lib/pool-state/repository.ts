@@ -14,6 +14,8 @@ export interface PoolVolume {
   name: string;
   type: string;
   os: string;
+  /** The availability zone of the pool ('' when the pool names no zones). */
+  zone: string;
   snapshotId: string;
   volumeType: string | null;
   sizeGb: number | null;
@@ -40,6 +42,7 @@ export interface OsImage extends ResolvedImage {
 export interface PoolCount {
   type: string;
   os: string;
+  zone: string;
   status: PoolStatus;
   /** Made from the OS's current snapshot (false: stale stock, never handed out). */
   current: boolean;
@@ -48,7 +51,7 @@ export interface PoolCount {
 
 export type Queryable = Pick<pg.Pool, 'query'>;
 
-const POOL_COLUMNS = `id, volume_id, name, type, os, snapshot_id, volume_type, size_gb, status,
+const POOL_COLUMNS = `id, volume_id, name, type, os, zone, snapshot_id, volume_type, size_gb, status,
   reserved_by, reserved_at, handoff_state, epoch, created_at, updated_at, requested_at, ready_at, delete_attempts, last_error`;
 
 function toPoolVolume(r: Record<string, unknown>): PoolVolume {
@@ -58,6 +61,7 @@ function toPoolVolume(r: Record<string, unknown>): PoolVolume {
     name: r.name as string,
     type: r.type as string,
     os: r.os as string,
+    zone: (r.zone as string | undefined) ?? '',
     snapshotId: r.snapshot_id as string,
     volumeType: (r.volume_type as string | null) ?? null,
     sizeGb: (r.size_gb as number | null) ?? null,
@@ -79,6 +83,7 @@ function toOsImage(r: Record<string, unknown>): OsImage {
   return {
     os: r.os as string,
     type: r.type as string,
+    zone: (r.zone as string | undefined) ?? '',
     snapshotId: r.snapshot_id as string,
     snapshotName: r.snapshot_name as string,
     version: r.version as string,
@@ -92,6 +97,7 @@ export interface NewPoolVolume {
   name: string;
   type: string;
   os: string;
+  zone?: string;
   snapshotId: string;
   volumeType?: string | null;
   sizeGb?: number | null;
@@ -102,20 +108,24 @@ export interface NewPoolVolume {
 export class PoolRepository {
   constructor(private readonly db: Queryable) {}
 
-  /** Counts per (type, os, status), split by whether the stock is made from the current image. */
+  /**
+   * Counts per (type, os, zone, status), split by whether the stock is made from the current
+   * image of its zone.
+   */
   async countByTypeOsStatus(): Promise<PoolCount[]> {
     const { rows } = await this.db.query(
-      `SELECT p.type, p.os, p.status,
+      `SELECT p.type, p.os, p.zone, p.status,
               (i.snapshot_id IS NULL OR i.snapshot_id = p.snapshot_id) AS current,
               count(*)::int AS count
          FROM pool_volumes p
-         LEFT JOIN os_images i ON i.os = p.os AND i.type = p.type
-        GROUP BY 1, 2, 3, 4
-        ORDER BY 1, 2, 3, 4`,
+         LEFT JOIN os_images i ON i.os = p.os AND i.type = p.type AND i.zone = p.zone
+        GROUP BY 1, 2, 3, 4, 5
+        ORDER BY 1, 2, 3, 4, 5`,
     );
     return rows.map((r) => ({
       type: r.type,
       os: r.os,
+      zone: r.zone,
       status: r.status,
       current: r.current,
       count: r.count,
@@ -128,12 +138,13 @@ export class PoolRepository {
    */
   async upsert(v: NewPoolVolume): Promise<PoolVolume> {
     const { rows } = await this.db.query(
-      `INSERT INTO pool_volumes (volume_id, name, type, os, snapshot_id, volume_type, size_gb, status)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+      `INSERT INTO pool_volumes (volume_id, name, type, os, snapshot_id, volume_type, size_gb, status, zone)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
        ON CONFLICT (name) DO UPDATE SET
          volume_id   = COALESCE(EXCLUDED.volume_id, pool_volumes.volume_id),
          type        = EXCLUDED.type,
          os          = EXCLUDED.os,
+         zone        = EXCLUDED.zone,
          snapshot_id = EXCLUDED.snapshot_id,
          volume_type = COALESCE(EXCLUDED.volume_type, pool_volumes.volume_type),
          size_gb     = COALESCE(EXCLUDED.size_gb, pool_volumes.size_gb),
@@ -150,6 +161,7 @@ export class PoolRepository {
         v.volumeType ?? null,
         v.sizeGb ?? null,
         v.status ?? 'creating',
+        v.zone ?? '',
       ],
     );
     return toPoolVolume(rows[0]);
@@ -205,21 +217,20 @@ export class PoolRepository {
   }
 
   /**
-   * Reserves one `available` row of (type, os) for `claimId`, oldest first, only from the given
-   * snapshot when one is named (stale stock is never handed out). Idempotent per claim: a claim
-   * that already holds a row gets the same row back.
+   * Reserves one `available` row of (type, os, zone) for `claimId`, oldest first, only from the
+   * given snapshot when one is named (stale stock is never handed out). Idempotent per claim: a
+   * claim that already holds a row gets the same row back.
    */
   async reserve(
-    type: string,
-    os: string,
+    pool: { type: string; os: string; zone: string },
     claimId: string,
     snapshotId?: string,
   ): Promise<PoolVolume | null> {
     // The row this claim already holds, else a fresh one, with the claim's twin attempts
     // serialized (migration 1764200000001_reserve-serialized): a twin finds its twin's row.
     const { rows } = await this.db.query(
-      `SELECT ${POOL_COLUMNS} FROM reserve_pool_volume($1, $2, $3, $4)`,
-      [type, os, claimId, snapshotId ?? null],
+      `SELECT ${POOL_COLUMNS} FROM reserve_pool_volume($1, $2, $3, $4, $5)`,
+      [pool.type, pool.os, pool.zone, claimId, snapshotId ?? null],
     );
     return rows[0] ? toPoolVolume(rows[0]) : null;
   }
@@ -288,10 +299,10 @@ export class PoolRepository {
       `WITH up AS (
          UPDATE pool_volumes SET status = 'available', ready_at = now(), updated_at = now()
           WHERE id = $1 AND status = 'creating'
-          RETURNING type, os, requested_at, ready_at),
+          RETURNING type, os, zone, requested_at, ready_at),
        lead AS (
-         INSERT INTO pool_lead_times (type, os, seconds)
-         SELECT type, os, extract(epoch FROM ready_at - requested_at) FROM up
+         INSERT INTO pool_lead_times (type, os, zone, seconds)
+         SELECT type, os, zone, extract(epoch FROM ready_at - requested_at) FROM up
           WHERE requested_at IS NOT NULL)
        SELECT count(*)::int AS n FROM up`,
       [id],
@@ -371,27 +382,47 @@ export class OsImageRepository {
   constructor(private readonly db: Queryable) {}
 
   async list(): Promise<OsImage[]> {
-    const { rows } = await this.db.query(`SELECT * FROM os_images ORDER BY os, type`);
+    const { rows } = await this.db.query(`SELECT * FROM os_images ORDER BY os, type, zone`);
     return rows.map(toOsImage);
   }
 
-  async get(os: string, type: string): Promise<OsImage | null> {
-    const { rows } = await this.db.query(`SELECT * FROM os_images WHERE os = $1 AND type = $2`, [
-      os,
-      type,
-    ]);
+  async get(os: string, type: string, zone: string): Promise<OsImage | null> {
+    const { rows } = await this.db.query(
+      `SELECT * FROM os_images WHERE os = $1 AND type = $2 AND zone = $3`,
+      [os, type, zone],
+    );
     return rows[0] ? toOsImage(rows[0]) : null;
   }
 
   async upsert(img: Omit<OsImage, 'syncedAt'>): Promise<void> {
     await this.db.query(
-      `INSERT INTO os_images (os, type, snapshot_id, snapshot_name, version, volume_type, size_gb, synced_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-       ON CONFLICT (os, type) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id,
+      `INSERT INTO os_images (os, type, zone, snapshot_id, snapshot_name, version, volume_type, size_gb, synced_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+       ON CONFLICT (os, type, zone) DO UPDATE SET snapshot_id = EXCLUDED.snapshot_id,
          snapshot_name = EXCLUDED.snapshot_name, version = EXCLUDED.version,
          volume_type = EXCLUDED.volume_type, size_gb = EXCLUDED.size_gb, synced_at = now()`,
-      [img.os, img.type, img.snapshotId, img.snapshotName, img.version, img.volumeType, img.sizeGb],
+      [
+        img.os,
+        img.type,
+        img.zone,
+        img.snapshotId,
+        img.snapshotName,
+        img.version,
+        img.volumeType,
+        img.sizeGb,
+      ],
     );
+  }
+
+  /** Deletes the images of every (os, type, zone) not in `pools`. */
+  async keepOnly(pools: { os: string; type: string; zone: string }[]): Promise<number> {
+    const { rowCount } = await this.db.query(
+      `DELETE FROM os_images i
+        WHERE NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[], $3::text[]) AS k(os, type, zone)
+                           WHERE k.os = i.os AND k.type = i.type AND k.zone = i.zone)`,
+      [pools.map((p) => p.os), pools.map((p) => p.type), pools.map((p) => p.zone)],
+    );
+    return rowCount ?? 0;
   }
 
   /** sync-os: replaces the whole table in one transaction (readers see old or new, never empty). */

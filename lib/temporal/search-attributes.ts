@@ -1,5 +1,5 @@
 /**
- * The search attributes every claim sets (project, OS, type, kind, outcome). A workflow that
+ * The search attributes every claim sets (project, OS, type, kind, outcome, zone). A workflow that
  * upserts an attribute the namespace does not know fails its task on every attempt, so the worker
  * makes sure they exist on whatever server it meets (the dev server, a compose deployment, a
  * self-hosted cluster) before it polls. Temporal Cloud registers them through its own API: there
@@ -16,6 +16,7 @@ export const POOL_SEARCH_ATTRIBUTES = [
   'PoolVolumeType',
   'PoolOutcome',
   'PoolKind',
+  'PoolZone',
 ] as const;
 
 /** Adds the missing ones; returns their names (empty when all were there). */

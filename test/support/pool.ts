@@ -46,6 +46,10 @@ export function testConfig(overrides: Record<string, string | number>): {
     POOL__VOLUMES_BACKUP__DEMAND_TARGETS: 'false',
     // Several worker processes per test: none binds the metrics port unless a test asks.
     POOL__TEMPORAL__WORKER_METRICS_ADDRESS: '',
+    // One zone, Cinder's default (the stack's az-1): the pools of a test are what it names;
+    // test/zones.test.ts serves both of the stack's zones.
+    POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: 'az-1',
+    POOL__VOLUMES_BACKUP__DEFAULT_AVAILABILITY_ZONE: '',
   };
   for (const [k, v] of Object.entries(overrides)) env[k] = String(v);
   return { config: loadConfig({ env }), env };
@@ -61,6 +65,8 @@ export function poolEnv(p: {
   concurrency?: number;
   intervalSeconds?: number;
   drainPerRun?: number;
+  /** availability_zones (default: the stack's az-1 alone). */
+  zones?: string;
 }): Record<string, string | number> {
   const env: Record<string, string | number> = {
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: p.types ?? 'sas',
@@ -73,6 +79,7 @@ export function poolEnv(p: {
   if (p.intervalSeconds !== undefined)
     env.POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND = p.intervalSeconds;
   if (p.drainPerRun !== undefined) env.POOL__VOLUMES_BACKUP__STALE_DRAIN_PER_RUN = p.drainPerRun;
+  if (p.zones !== undefined) env.POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES = p.zones;
   return env;
 }
 

@@ -35,16 +35,20 @@ describe('configuration', () => {
     assert.equal(c.pool.createIntervalSeconds, 40);
     assert.equal(c.pool.targets.length, 11);
     // The seed's counts are floors; demand may raise a pool to 3 × its floor by default.
+    // The seed names no zones: one pool per (type, OS) in Cinder's default zone ('').
     assert.deepEqual(c.pool.targets[0], {
       os: 'Debian8 64bit',
       volumeType: 'sas',
+      zone: '',
       target: 10,
       cap: 30,
     });
     assert.deepEqual(
       c.pool.targets.find((t) => t.os === 'Windows2016 64bit'),
-      { os: 'Windows2016 64bit', volumeType: 'sas', target: 2, cap: 6 },
+      { os: 'Windows2016 64bit', volumeType: 'sas', zone: '', target: 2, cap: 6 },
     );
+    assert.deepEqual(c.pool.zones, []);
+    assert.equal(c.pool.defaultZone, '');
     assert.equal(c.pool.policy.demand.enabled, true);
     assert.equal(c.pool.policy.tenantShare, undefined);
     assert.equal(c.pool.policy.maxIdleMinutes, undefined);
@@ -57,10 +61,18 @@ describe('configuration', () => {
     assert.equal(c.auth.password, 'admin');
   });
 
-  test('the shipped stack config targets every type × OS', () => {
+  test('the shipped stack config targets every type × OS × zone', () => {
     const c = loadConfig({ file: 'config/pool.ini', env: noEnv });
     assert.deepEqual(c.pool.volumeTypes, ['sas', 'ssd']);
-    assert.equal(c.pool.targets.length, 2 * 11);
+    assert.deepEqual(c.pool.zones, ['az-1', 'az-2']);
+    assert.equal(c.pool.defaultZone, 'az-1', 'the first zone when none is named');
+    assert.equal(c.pool.targets.length, 2 * 11 * 2);
+    // [zone az-2] keeps a smaller stock; az-1 has the [volumes_backup] counts.
+    const deb = (zone: string) =>
+      c.pool.targets.find(
+        (t) => t.os === 'Debian8 64bit' && t.volumeType === 'ssd' && t.zone === zone,
+      )?.target;
+    assert.deepEqual([deb('az-1'), deb('az-2')], [10, 4]);
     assert.equal(c.auth.strategy, 'noauth');
     assert.match(c.auth.projectId ?? '', /^[0-9a-f]{32}$/);
   });
@@ -123,6 +135,125 @@ describe('configuration', () => {
     assert.throws(
       () => loadConfig({ file: 'config/nope.ini', env: noEnv }),
       /cannot read configuration file config\/nope\.ini/,
+    );
+  });
+});
+
+describe('availability zones', () => {
+  /** The seed's INI with these lines added to [volumes_backup], and these sections at the end. */
+  const zoned = (keys: string, sections = '') =>
+    seedIni.replace('backup_nums_less=2', `backup_nums_less=2\n${keys}`) + `\n${sections}\n`;
+  const TWO = 'availability_zones = az-1, az-2';
+
+  test('availability_zones makes the targets per (type, OS, zone); the first zone is the default', () => {
+    const plain = loadConfig({ iniText: seedIni, env: noEnv });
+    const c = loadConfig({ iniText: zoned(TWO), env: noEnv });
+    assert.deepEqual(c.pool.zones, ['az-1', 'az-2']);
+    assert.equal(c.pool.defaultZone, 'az-1');
+    assert.equal(c.pool.targets.length, 2 * plain.pool.targets.length);
+    for (const zone of ['az-1', 'az-2'])
+      assert.deepEqual(
+        c.pool.targets.filter((t) => t.zone === zone),
+        plain.pool.targets.map((t) => ({ ...t, zone })),
+        `every (type, OS) with the same counts in ${zone}`,
+      );
+    assert.ok(!c.pool.targets.some((t) => t.zone === ''), 'no zone-less pool once zones are named');
+    // The environment names them as well.
+    const env = loadConfig({
+      iniText: seedIni,
+      env: { POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: 'az-2' },
+    });
+    assert.deepEqual(
+      [env.pool.zones, env.pool.defaultZone, [...new Set(env.pool.targets.map((t) => t.zone))]],
+      [['az-2'], 'az-2', ['az-2']],
+    );
+  });
+
+  test('default_availability_zone picks another of the zones', () => {
+    const c = loadConfig({
+      iniText: zoned(`${TWO}\ndefault_availability_zone = az-2`),
+      env: noEnv,
+    });
+    assert.equal(c.pool.defaultZone, 'az-2');
+    assert.deepEqual(c.pool.zones, ['az-1', 'az-2'], 'the order of the list is kept');
+  });
+
+  test('[zone az-2] backup_nums_more = 1 overrides that zone only', () => {
+    const c = loadConfig({ iniText: zoned(TWO, '[zone az-2]\nbackup_nums_more = 1'), env: noEnv });
+    const of = (os: string, zone: string) =>
+      c.pool.targets.find((t) => t.os === os && t.zone === zone);
+    assert.deepEqual(of('Debian8 64bit', 'az-2'), {
+      os: 'Debian8 64bit',
+      volumeType: 'sas',
+      zone: 'az-2',
+      target: 1,
+      cap: 3,
+    });
+    assert.deepEqual(of('Debian8 64bit', 'az-1'), {
+      os: 'Debian8 64bit',
+      volumeType: 'sas',
+      zone: 'az-1',
+      target: 10,
+      cap: 30,
+    });
+    // backup_nums_less is not overridden: the [volumes_backup] count in both zones.
+    assert.equal(of('Windows2016 64bit', 'az-2')?.target, 2);
+    assert.equal(of('Windows2016 64bit', 'az-1')?.target, 2);
+    const less = loadConfig({
+      iniText: zoned(TWO, '[zone az-1]\nbackup_nums_less = 0'),
+      env: noEnv,
+    });
+    assert.deepEqual(
+      ['az-1', 'az-2'].map(
+        (zone) =>
+          less.pool.targets.find((t) => t.os === 'Windows2016 64bit' && t.zone === zone)?.target,
+      ),
+      [0, 2],
+    );
+  });
+
+  test('a section of a zone not served is unused (the environment may narrow the zones)', () => {
+    const narrowed = loadConfig({
+      iniText: zoned(TWO, '[zone az-2]\nbackup_nums_more = 1'),
+      env: { ...noEnv, POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: 'az-1' },
+    });
+    assert.deepEqual(narrowed.pool.zones, ['az-1']);
+    assert.ok(narrowed.pool.targets.every((t) => t.zone === 'az-1'));
+    const none = loadConfig({
+      iniText: seedIni + '\n[zone az-1]\nbackup_nums_more = 1\n',
+      env: noEnv,
+    });
+    assert.ok(none.pool.targets.every((t) => t.zone === ''));
+    // Its keys are checked all the same.
+    rejects(
+      zoned(TWO, '[zone az-3]\nbackup_nums_more = many'),
+      /\[zone az-3\] backup_nums_more = "many": expected a whole number/,
+    );
+  });
+
+  test('a default zone not in the list and a zone named twice are refused', () => {
+    rejects(
+      zoned(`${TWO}\ndefault_availability_zone = az-9`),
+      /\[volumes_backup\] default_availability_zone = az-9 is not one of availability_zones \(az-1, az-2\)/,
+    );
+    rejects(
+      zoned('default_availability_zone = az-1'),
+      /\[volumes_backup\] default_availability_zone = az-1 needs availability_zones/,
+    );
+    rejects(
+      zoned('availability_zones = az-1, az-2, az-1'),
+      /\[volumes_backup\] availability_zones lists a zone twice/,
+    );
+  });
+
+  test('a zone section takes only whole counts of backup_nums_more and backup_nums_less', () => {
+    rejects(
+      zoned(TWO, '[zone az-2]\nbackup_nums_max = 9'),
+      /\[zone az-2\] backup_nums_max: unknown key/,
+    );
+    rejects(
+      zoned(TWO, '[zone az-2]\nbackup_nums_more = ten'),
+      /\[zone az-2\] backup_nums_more = "ten": expected a whole number/,
     );
   });
 });

@@ -15,9 +15,15 @@ const NOW = Date.parse('2026-01-01T12:00:00Z');
 const DEB = 'Debian8 64bit';
 const CENT = 'CentOS 7';
 
-const image = (os: string, type = 'sas', snapshotId = `snap-${type}-${os}`): ResolvedImage => ({
+const image = (
+  os: string,
+  type = 'sas',
+  snapshotId = `snap-${type}-${os}`,
+  zone = '',
+): ResolvedImage => ({
   os,
   type,
+  zone,
   snapshotId,
   snapshotName: `${os}-v2`,
   version: '2',
@@ -38,6 +44,7 @@ function row(
     id: ++ids,
     os: img.os,
     type: img.type,
+    zone: img.zone,
     snapshotId,
     status,
     createdAt: at,
@@ -48,19 +55,23 @@ function row(
 const floorOf = (img: ResolvedImage, floor: number, target = floor): PlanTarget => ({
   os: img.os,
   volumeType: img.type,
+  zone: img.zone,
   floor,
   target,
   why: target > floor ? 'demand' : 'floor',
 });
 
-function settings(policy: Partial<PlanSettings['pool']['policy']> = {}): PlanSettings {
+function settings(
+  policy: Partial<PlanSettings['pool']['policy']> = {},
+  targets: PlanSettings['pool']['targets'] = [
+    { os: DEB, volumeType: 'sas', zone: '', target: 0, cap: 0 },
+    { os: CENT, volumeType: 'sas', zone: '', target: 0, cap: 0 },
+  ],
+): PlanSettings {
   return {
     concurrency: 3,
     pool: {
-      targets: [
-        { os: DEB, volumeType: 'sas', target: 0, cap: 0 },
-        { os: CENT, volumeType: 'sas', target: 0, cap: 0 },
-      ],
+      targets,
       drainPerRun: 3,
       createIntervalSeconds: 2,
       volumeNamePrefix: 'wp',
@@ -210,6 +221,80 @@ describe('planFill', () => {
     assert.deepEqual([short.recycled, short.drain, missing(short)], [0, [], { [DEB]: 2 }]);
     const never = plan({ images: [deb], targets: [floorOf(deb, 1)], rows });
     assert.deepEqual([never.recycled, never.drain], [0, []]);
+  });
+
+  describe('zones: a pool is (type, OS, zone)', () => {
+    // One OS in two zones, each with its own snapshot (a volume lives in its snapshot's zone).
+    const az1 = image(DEB, 'sas', 'snap-az-1', 'az-1');
+    const az2 = image(DEB, 'sas', 'snap-az-2', 'az-2');
+    const zoned = settings({}, [
+      { os: DEB, volumeType: 'sas', zone: 'az-1', target: 0, cap: 0 },
+      { os: DEB, volumeType: 'sas', zone: 'az-2', target: 0, cap: 0 },
+    ]);
+
+    test('two zones of one (type, OS) each get their own order, from their own snapshot', () => {
+      const p = plan(
+        {
+          images: [az1, az2],
+          targets: [floorOf(az1, 3), floorOf(az2, 2)],
+          rows: [row(az1, 'available'), row(az1, 'creating')],
+        },
+        zoned,
+      );
+      assert.deepEqual(
+        p.orders.map((o) => [o.zone, o.snapshotId, o.missing]),
+        [
+          ['az-1', 'snap-az-1', 1],
+          ['az-2', 'snap-az-2', 2],
+        ],
+      );
+      assert.deepEqual(p.targets, [
+        { type: 'sas', os: DEB, zone: 'az-1', floor: 3, target: 3, why: 'floor' },
+        { type: 'sas', os: DEB, zone: 'az-2', floor: 2, target: 2, why: 'floor' },
+      ]);
+      assert.deepEqual(p.drain, []);
+    });
+
+    test('rows of one zone never count for the other, even of the same snapshot', () => {
+      // az-2's image has az-1's snapshot id: only the zone tells the pools apart.
+      const twin = image(DEB, 'sas', 'snap-az-1', 'az-2');
+      const full = [row(az1, 'available'), row(az1, 'available'), row(az1, 'available')];
+      const p = plan(
+        { images: [az1, twin], targets: [floorOf(az1, 3), floorOf(twin, 3)], rows: full },
+        zoned,
+      );
+      assert.deepEqual(
+        p.orders.map((o) => [o.zone, o.missing]),
+        [['az-2', 3]],
+        'az-1 is full, az-2 is empty',
+      );
+      // Nor does az-2's lower target trim az-1's stock, nor its snapshot make az-1's stale.
+      const low = plan(
+        { images: [az1, az2], targets: [floorOf(az1, 3), floorOf(az2, 0)], rows: full },
+        zoned,
+      );
+      assert.deepEqual([low.drain, low.staleTotal, low.excessTotal], [[], 0, 0]);
+    });
+
+    test('stock of a zone no longer configured is drained; the zone-less pool is not a zone', () => {
+      const gone = image(DEB, 'sas', 'snap-az-1', 'az-3');
+      const plain = image(DEB); // zone '': not one of the configured zones
+      const rows = [
+        row(az1, 'available', 5),
+        row(gone, 'available', 20),
+        row(plain, 'available', 10),
+      ];
+      const p = plan({ images: [az1], targets: [floorOf(az1, 1)], rows }, zoned);
+      const [, g20, p10] = rows.map((r) => r.id);
+      assert.deepEqual(p.drain, [g20, p10]);
+      assert.equal(p.staleTotal, 2);
+      assert.deepEqual(p.orders, []);
+    });
+
+    test("demand of one zone's pool does not raise another zone's", () => {
+      assert.equal(demandRaises([az1], [floorOf(az2, 2, 5)]), false);
+      assert.equal(demandRaises([az2], [floorOf(az2, 2, 5)]), true);
+    });
   });
 
   test('the run settings come from the configuration', () => {

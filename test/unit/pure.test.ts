@@ -8,17 +8,17 @@ import type { CreateOrder } from '../../contracts/fill';
 
 describe('poolLevels', () => {
   const targets = [
-    { volumeType: 'sas', os: 'Debian8 64bit', target: 5 },
-    { volumeType: 'ssd', os: 'Debian8 64bit', target: 2 },
+    { volumeType: 'sas', os: 'Debian8 64bit', zone: '', target: 5 },
+    { volumeType: 'ssd', os: 'Debian8 64bit', zone: '', target: 2 },
   ];
 
   test('current stock counts, stale stock is apart, missing = target − creating − available', () => {
     const [sas, ssd] = poolLevels(targets, [
-      { type: 'sas', os: 'Debian8 64bit', status: 'available', current: true, count: 2 },
-      { type: 'sas', os: 'Debian8 64bit', status: 'creating', current: true, count: 1 },
-      { type: 'sas', os: 'Debian8 64bit', status: 'available', current: false, count: 4 },
-      { type: 'sas', os: 'Debian8 64bit', status: 'reserved', current: false, count: 1 },
-      { type: 'ssd', os: 'Debian8 64bit', status: 'available', current: true, count: 3 },
+      { type: 'sas', os: 'Debian8 64bit', zone: '', status: 'available', current: true, count: 2 },
+      { type: 'sas', os: 'Debian8 64bit', zone: '', status: 'creating', current: true, count: 1 },
+      { type: 'sas', os: 'Debian8 64bit', zone: '', status: 'available', current: false, count: 4 },
+      { type: 'sas', os: 'Debian8 64bit', zone: '', status: 'reserved', current: false, count: 1 },
+      { type: 'ssd', os: 'Debian8 64bit', zone: '', status: 'available', current: true, count: 3 },
     ]);
     assert.deepEqual(
       {
@@ -35,7 +35,7 @@ describe('poolLevels', () => {
 
   test('stock of a pair no longer configured shows with target 0, sorted by type then OS', () => {
     const levels = poolLevels(targets, [
-      { type: 'hdd', os: 'CentOS 7', status: 'available', current: true, count: 1 },
+      { type: 'hdd', os: 'CentOS 7', zone: '', status: 'available', current: true, count: 1 },
     ]);
     assert.deepEqual(
       levels.map((l) => [l.volumeType, l.os, l.target]),
@@ -43,6 +43,46 @@ describe('poolLevels', () => {
         ['hdd', 'CentOS 7', 0],
         ['sas', 'Debian8 64bit', 5],
         ['ssd', 'Debian8 64bit', 2],
+      ],
+    );
+  });
+});
+
+describe('poolLevels per zone', () => {
+  const deb = 'Debian8 64bit';
+  const zoned = [
+    { volumeType: 'sas', os: deb, zone: 'az-2', target: 2 },
+    { volumeType: 'sas', os: deb, zone: 'az-1', target: 5 },
+  ];
+
+  test('each zone of one (type, OS) is its own level: its own stock, its own missing', () => {
+    const levels = poolLevels(zoned, [
+      { type: 'sas', os: deb, zone: 'az-1', status: 'available', current: true, count: 4 },
+      { type: 'sas', os: deb, zone: 'az-1', status: 'reserved', current: true, count: 1 },
+      { type: 'sas', os: deb, zone: 'az-2', status: 'available', current: false, count: 3 },
+    ]);
+    assert.deepEqual(
+      levels.map((l) => [l.zone, l.target, l.available, l.reserved, l.stale, l.missing]),
+      [
+        ['az-1', 5, 4, 1, 0, 1],
+        ['az-2', 2, 0, 0, 3, 2],
+      ],
+      'sorted by zone after type and OS; no count leaks into the other zone',
+    );
+  });
+
+  test('stock of a zone no longer configured shows apart with target 0', () => {
+    const levels = poolLevels(zoned, [
+      { type: 'sas', os: deb, zone: 'az-3', status: 'available', current: true, count: 2 },
+      { type: 'sas', os: deb, zone: '', status: 'available', current: true, count: 1 },
+    ]);
+    assert.deepEqual(
+      levels.map((l) => [l.zone, l.target, l.available, l.why]),
+      [
+        ['', 0, 1, 'not configured'],
+        ['az-1', 5, 0, ''],
+        ['az-2', 2, 0, ''],
+        ['az-3', 0, 2, 'not configured'],
       ],
     );
   });
@@ -72,7 +112,7 @@ describe('interleave', () => {
 });
 
 describe('demandTarget', () => {
-  const pool = { volumeType: 'sas', os: 'Debian8 64bit', target: 2, cap: 8 };
+  const pool = { volumeType: 'sas', os: 'Debian8 64bit', zone: '', target: 2, cap: 8 };
   const demand = { enabled: true, windowMinutes: 60, safetyFactor: 2, headroom: 1 };
 
   test('a burst of claims raises the target: ceil(rate × lead × safety) + headroom', () => {
