@@ -22,7 +22,7 @@ TEMPORAL_PORT="${TEMPORAL_PORT:-7233}"
 TEMPORAL_UI_PORT="${TEMPORAL_UI_PORT:-8233}"
 TEMPORAL_NAMESPACE="${TEMPORAL_NAMESPACE:-default}"
 # Search attributes the claim workflow makes searchable in the Web UI.
-TEMPORAL_SEARCH_ATTRIBUTES=(PoolProject=Keyword PoolOs=Keyword PoolVolumeType=Keyword PoolOutcome=Keyword PoolKind=Keyword)
+TEMPORAL_SEARCH_ATTRIBUTES=(PoolProject=Keyword PoolOs=Keyword PoolVolumeType=Keyword PoolOutcome=Keyword PoolKind=Keyword PoolZone=Keyword)
 # Dynamic config of the dev server. Worker Versioning itself needs no flag (Server 1.32 has
 # system.enableDeploymentVersions on by default), but its limits are per namespace and outlive
 # runs in the SQLite file: every test's task queue is a Worker Deployment of its own (testConfig
