@@ -12,13 +12,9 @@ import axios, { type AxiosInstance } from 'axios';
 import { CinderUnavailable, cinderMessage, errorForStatus } from './errors';
 import { TokenCache, type IssuedToken } from './token-cache';
 
-export interface Session {
-  token: string;
-  /** Cinder v3 base URL for this project, without a trailing slash. */
-  endpoint: string;
-  projectId: string;
-  userId: string;
-}
+import type { Session } from './types';
+
+export type { Session };
 
 export interface Authenticator {
   readonly kind: 'noauth' | 'keystone';

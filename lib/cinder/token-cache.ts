@@ -6,7 +6,7 @@
  * tenants does not grow memory without bound. Tokens are secrets: nothing here logs them.
  */
 import { LRUCache } from 'lru-cache';
-import type { Session } from './auth';
+import type { Session } from './types';
 
 /** One token as Keystone issued it. */
 export interface IssuedToken {

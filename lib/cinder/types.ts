@@ -82,3 +82,12 @@ export interface ListSnapshotsQuery {
   allTenants?: boolean;
   pageSize?: number;
 }
+
+/** An authenticated session: a token, the Cinder endpoint and whom it acts for. */
+export interface Session {
+  token: string;
+  /** Cinder v3 base URL for this project, without a trailing slash. */
+  endpoint: string;
+  projectId: string;
+  userId: string;
+}
