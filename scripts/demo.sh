@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `npm run demo`: install what is missing, start the stack, the worker and the API, run the demo
-# (scripts/demo.ts), then stop the worker and the API. The stack stays up so the Web UI can show
-# every claim's history; `npm run stack:down` stops it.
+# (scripts/demo.ts: claims, then VMs booting in each zone through the stack's Nova), then stop the
+# worker and the API. The stack stays up so the Web UI can show every claim's history;
+# `npm run stack:down` stops it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 STACK_DIR="${STACK_DIR:-$ROOT/.stack}"
+export STACK_DIR
 
 [[ -d node_modules/@temporalio/worker ]] || npm install --no-audit --no-fund
 bash scripts/stack.sh up
@@ -18,10 +20,21 @@ export POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE=4
 export POOL__VOLUMES_BACKUP__BACKUP_NUMS_LESS=1
 export POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND=0.5
 export POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND=0.5
+# Both zones of the stack: the demo boots a VM in each from a claimed system disk.
+export POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES=az-1,az-2
+# The slow create from a snapshot (Ceph's flatten) of the comparison without the pool, seconds.
+export DEMO_CREATE_DELAY_SECONDS="${DEMO_CREATE_DELAY_SECONDS:-20}"
 export LOG_LEVEL=warn
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  # demo.ts slows Cinder's creates for its comparison and restores them; so does this, whatever
+  # happened to it (the stack is shared).
+  [[ -d "$STACK_DIR/cinder" ]] && echo 0 >"$STACK_DIR/cinder/create-delay-seconds"
+  return 0
+}
 trap cleanup EXIT
 
 echo "[demo] starting the worker and the API (logs in $STACK_DIR/logs/)"
