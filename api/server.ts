@@ -6,6 +6,7 @@
  * Each key then has a request budget (rate-limit.ts). Every route carries its request and
  * response schemas, published as GET /openapi.json (openapi.ts).
  */
+import { setMaxListeners } from 'node:events';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
@@ -80,6 +81,8 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   const metrics = createMetrics(deps.config, deps.db);
   // Closing (SIGTERM): waiting claims are answered 202 at once, then in-flight requests finish.
   const closing = new AbortController();
+  // Every waiting claim listens for the close: a burst is hundreds, none of them a leak.
+  setMaxListeners(0, closing.signal);
   app.addHook('preClose', async () => closing.abort());
 
   // In a plugin, so that the OpenAPI builder above is loaded when these routes are registered.
