@@ -18,9 +18,8 @@
  */
 import assert from 'node:assert/strict';
 import { loadConfig, type AppConfig } from '../lib/config/load';
-import { compareVersions } from '../lib/config/snapshot-name-rule';
 import { cinderFromConfig, type CinderClient, type Snapshot } from '../lib/cinder';
-import { SNAPSHOT_ZONE_KEY } from '../activities/fill/images';
+import { currentOsSnapshot } from '../activities/fill/images';
 import { createDb, type Db } from '../lib/pool-state/db';
 import { PoolRepository } from '../lib/pool-state/repository';
 import { connectClient } from '../lib/temporal/connect';
@@ -79,12 +78,8 @@ interface Claimed {
 const imageKey = (os: string, zone: string) => `${os}\u0000${zone}`;
 
 /**
- * Each (OS, zone)'s current OS-image snapshot of `type`, told from Cinder the way the fill tells
- * it (activities/fill/images.ts): among the available snapshots named by the rule, the newest
- * version (then the latest created) in each zone, a snapshot's zone being its
- * `availability_zone` metadata, else its source volume's. The stack has one such snapshot per OS
- * in every zone, all under the same name. With no zones configured: the newest of any zone, under
- * zone ''. Keyed by imageKey(os, zone).
+ * Each OS's current OS-image snapshot of `type` in the claims' zone (the default one), told from
+ * Cinder as the fill tells it (activities/fill/images.ts). Keyed by imageKey(os, zone).
  */
 async function currentImages(
   config: AppConfig,
@@ -92,37 +87,13 @@ async function currentImages(
   oses: string[],
   type: string,
 ): Promise<Map<string, Snapshot>> {
-  const rule = config.pool.snapshotNameRule;
-  const zoned = config.pool.zones.length > 0;
-  const sourceZones = new Map<string, string | null>();
-  const zoneOf = async (snap: Snapshot): Promise<string | null> => {
-    if (!zoned) return '';
-    if (snap.metadata[SNAPSHOT_ZONE_KEY]) return snap.metadata[SNAPSHOT_ZONE_KEY];
-    if (!sourceZones.has(snap.volumeId))
-      sourceZones.set(
-        snap.volumeId,
-        (await cinder.findVolume(snap.volumeId))?.availabilityZone ?? null,
-      );
-    return sourceZones.get(snap.volumeId) ?? null;
-  };
-  const best = new Map<string, { snap: Snapshot; version: string }>();
-  for (const snap of await cinder.listSnapshots({ status: 'available' })) {
-    if (snap.status !== 'available') continue;
-    for (const os of oses) {
-      const version = rule.match(snap.name, os, type);
-      if (version === null) continue;
-      const zone = await zoneOf(snap);
-      if (zone === null) continue; // no zone: the fill never uses it
-      const key = imageKey(os, zone);
-      const prev = best.get(key);
-      const newer = prev
-        ? compareVersions(version, prev.version) ||
-          snap.createdAt.localeCompare(prev.snap.createdAt)
-        : 1;
-      if (newer > 0) best.set(key, { snap, version });
-    }
+  const zone = config.pool.defaultZone;
+  const found = new Map<string, Snapshot>();
+  for (const os of oses) {
+    const snap = await currentOsSnapshot(cinder, config.pool.snapshotNameRule, os, type, zone);
+    if (snap) found.set(imageKey(os, zone), snap);
   }
-  return new Map([...best].map(([k, v]) => [k, v.snap]));
+  return found;
 }
 
 /** The current snapshot of (os, zone), or an error naming what is missing. */

@@ -12,9 +12,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadConfig, type AppConfig } from '../lib/config/load';
-import { compareVersions } from '../lib/config/snapshot-name-rule';
 import { cinderFromConfig, type CinderClient, type Snapshot } from '../lib/cinder';
-import { SNAPSHOT_ZONE_KEY } from '../activities/fill/images';
+import { currentOsSnapshot } from '../activities/fill/images';
 import { createDb } from '../lib/pool-state/db';
 import { connectClient } from '../lib/temporal/connect';
 import { buildApi } from '../api/server';
@@ -39,13 +38,7 @@ const N = Number(process.env.BENCH_CLAIMS ?? 100);
 const ZONE = loadConfig().pool.defaultZone;
 const zoneLabel = (zone: string) => zone || "Cinder's default (the pool names no zones)";
 
-/**
- * The current OS-image snapshot of (os, type) in `zone`, told from Cinder the way the fill tells
- * it (activities/fill/images.ts): among the available snapshots named by the rule, the newest
- * version (then the latest created) of those in the zone, a snapshot's zone being its
- * `availability_zone` metadata, else its source volume's. The stack has one such snapshot per OS
- * in every zone, all under the same name. Zone '' (no zones configured): the newest of any zone.
- */
+/** The current OS-image snapshot of (os, type) in `zone`, as the fill tells it. */
 async function currentImage(
   config: AppConfig,
   cinder: CinderClient,
@@ -53,25 +46,9 @@ async function currentImage(
   type: string,
   zone: string,
 ): Promise<Snapshot> {
-  const rule = config.pool.snapshotNameRule;
-  let best: { snap: Snapshot; version: string } | undefined;
-  for (const snap of await cinder.listSnapshots({ status: 'available' })) {
-    const version = rule.match(snap.name, os, type);
-    if (snap.status !== 'available' || version === null) continue;
-    const newer = best
-      ? compareVersions(version, best.version) || snap.createdAt.localeCompare(best.snap.createdAt)
-      : 1;
-    if (newer <= 0) continue;
-    if (zone) {
-      const where =
-        snap.metadata[SNAPSHOT_ZONE_KEY] ||
-        (await cinder.findVolume(snap.volumeId))?.availabilityZone;
-      if (where !== zone) continue;
-    }
-    best = { snap, version };
-  }
-  if (!best) throw new Error(`no snapshot for ${type}/${os} in zone ${zoneLabel(zone)}`);
-  return best.snap;
+  const snap = await currentOsSnapshot(cinder, config.pool.snapshotNameRule, os, type, zone);
+  if (!snap) throw new Error(`no snapshot for ${type}/${os} in zone ${zoneLabel(zone)}`);
+  return snap;
 }
 
 function stats(ms: number[]): string {

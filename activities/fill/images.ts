@@ -6,19 +6,67 @@
 import { log } from '@temporalio/activity';
 import { compareVersions } from '../../lib/config/snapshot-name-rule';
 import { OsImageRepository } from '../../lib/pool-state/repository';
-import type { Snapshot } from '../../lib/cinder';
+import type { CinderClient, Snapshot } from '../../lib/cinder';
+import type { SnapshotNameRule } from '../../lib/config/snapshot-name-rule';
 import type { ResolvedImage, ResolveResult } from '../../contracts/fill';
 import type { Deps } from '../deps';
 
-function newestFirst(candidates: { snap: Snapshot; version: string }[]) {
-  return candidates.sort(
-    (a, b) =>
-      compareVersions(b.version, a.version) || b.snap.createdAt.localeCompare(a.snap.createdAt),
-  );
-}
-
 /** A snapshot's zone given by the operator (snapshot metadata) wins over its source volume's. */
 export const SNAPSHOT_ZONE_KEY = 'availability_zone';
+
+export interface Candidate {
+  snap: Snapshot;
+  version: string;
+}
+
+/** The available snapshots the rule names for (os, type), newest version (then created) first. */
+export function rankSnapshots(
+  snapshots: Snapshot[],
+  rule: SnapshotNameRule,
+  os: string,
+  type: string,
+): Candidate[] {
+  return snapshots
+    .filter((snap) => snap.status === 'available')
+    .map((snap) => ({ snap, version: rule.match(snap.name, os, type) }))
+    .filter((c): c is Candidate => c.version !== null)
+    .sort(
+      (a, b) =>
+        compareVersions(b.version, a.version) || b.snap.createdAt.localeCompare(a.snap.createdAt),
+    );
+}
+
+/**
+ * The newest of `ranked` in `zone` ('' : the pool names no zones, the newest of any). A
+ * snapshot's zone: its metadata, else its source volume's (`sourceZone`; null: unknown).
+ */
+export async function newestInZone(
+  ranked: Candidate[],
+  zone: string,
+  sourceZone: (snap: Snapshot) => Promise<string | null>,
+): Promise<Candidate | undefined> {
+  if (!zone) return ranked[0];
+  for (const c of ranked)
+    if ((c.snap.metadata[SNAPSHOT_ZONE_KEY] || (await sourceZone(c.snap))) === zone) return c;
+  return undefined;
+}
+
+/** The current snapshot of (os, type) in `zone`, straight from Cinder (benches, tests). */
+export async function currentOsSnapshot(
+  cinder: CinderClient,
+  rule: SnapshotNameRule,
+  os: string,
+  type: string,
+  zone: string,
+): Promise<Snapshot | undefined> {
+  const ranked = rankSnapshots(await cinder.listSnapshots({ status: 'available' }), rule, os, type);
+  const found = await newestInZone(
+    ranked,
+    zone,
+    async (snap) => (await cinder.findVolume(snap.volumeId))?.availabilityZone ?? null,
+  );
+  return found?.snap;
+}
 
 export function resolveImagesActivity({
   config,
@@ -43,40 +91,25 @@ export function resolveImagesActivity({
     return sources.get(snap.volumeId) ?? null;
   }
 
-  async function zoneOf(snap: Snapshot): Promise<string | null> {
-    return snap.metadata[SNAPSHOT_ZONE_KEY] || ((await sourceOf(snap))?.zone ?? null);
-  }
+  const sourceZone = async (snap: Snapshot) => (await sourceOf(snap))?.zone ?? null;
 
   return async function resolveImages(opts: { replaceAll?: boolean } = {}): Promise<ResolveResult> {
     const rule = config.pool.snapshotNameRule;
     const key = (os: string, type: string, zone: string) => `${os}\u0000${type}\u0000${zone}`;
     const known = new Map((await repo.list()).map((i) => [key(i.os, i.type, i.zone), i]));
-    const snapshots = (await cinder.listSnapshots({ status: 'available' })).filter(
-      (s) => s.status === 'available',
-    );
+    const snapshots = await cinder.listSnapshots({ status: 'available' });
     const images: ResolvedImage[] = [];
     const skipped: ResolveResult['skipped'] = [];
     const changed: ResolveResult['changed'] = [];
-    const ranked = new Map<string, { snap: Snapshot; version: string }[]>(); // per (os, type)
+    const ranked = new Map<string, Candidate[]>(); // per (os, type)
 
     for (const { os, volumeType: type, zone } of config.pool.targets) {
       let candidates = ranked.get(key(os, type, ''));
       if (!candidates) {
-        candidates = newestFirst(
-          snapshots
-            .map((snap) => ({ snap, version: rule.match(snap.name, os, type) }))
-            .filter((c): c is { snap: Snapshot; version: string } => c.version !== null),
-        );
+        candidates = rankSnapshots(snapshots, rule, os, type);
         ranked.set(key(os, type, ''), candidates);
       }
-      let best: { snap: Snapshot; version: string } | undefined;
-      if (!zoned) best = candidates[0];
-      else
-        for (const c of candidates)
-          if ((await zoneOf(c.snap)) === zone) {
-            best = c;
-            break;
-          }
+      const best = await newestInZone(candidates, zone, sourceZone);
       const where = zone ? ` in zone ${zone}` : '';
       if (!best) {
         const unplaced = zoned

@@ -3,28 +3,19 @@ import axios from 'axios';
 import { admin, waitFor } from './env';
 import { config } from './env';
 import type { CinderClient, Snapshot, Volume } from '../../lib/cinder';
-import { SNAPSHOT_ZONE_KEY } from '../../activities/fill/images';
+import { currentOsSnapshot } from '../../activities/fill/images';
 
 /**
- * The bootstrap's OS-image snapshot for (os, type), found by the naming rule; with `zone`, one in
- * that zone as the fill tells it (the snapshot's zone metadata, else its source volume's zone).
- * '' (no zones configured): any zone.
+ * The bootstrap's OS-image snapshot for (os, type), found as the fill finds it: the newest the
+ * naming rule names, with `zone` the newest in that zone. '' (no zones configured): any zone.
  */
 export async function osSnapshot(
   os = 'Debian8 64bit',
   volumeType = 'sas',
   zone = '',
 ): Promise<Snapshot> {
-  const rule = config.pool.snapshotNameRule;
-  const snaps = (await admin.listSnapshots()).filter(
-    (s) => s.status === 'available' && rule.match(s.name, os, volumeType) !== null,
-  );
-  for (const snap of snaps) {
-    if (!zone) return snap;
-    const where =
-      snap.metadata[SNAPSHOT_ZONE_KEY] || (await admin.findVolume(snap.volumeId))?.availabilityZone;
-    if (where === zone) return snap;
-  }
+  const snap = await currentOsSnapshot(admin, config.pool.snapshotNameRule, os, volumeType, zone);
+  if (snap) return snap;
   throw new Error(
     `no snapshot for ${os}/${volumeType}${zone ? ` in zone ${zone}` : ''}: run npm run stack:up`,
   );
