@@ -18,6 +18,13 @@ export const createdByClaim = (claimId: string) => `created by warm pool claim $
 /** The name of a claim's transfer (Cinder keeps 255 characters). */
 export const transferName = (claimId: string) => `warm pool claim ${claimId}`.slice(0, 255);
 
+/**
+ * The zone a claim is served in: its own, else the configured default (a claim the API of the
+ * previous build started, before it knew zones).
+ */
+export const claimZone = (config: Deps['config'], t: { zone?: string }) =>
+  t.zone ?? config.pool.defaultZone;
+
 /** A volume that stands for "this name already exists" (not a broken or leaving one). */
 export const usable = (v: Volume) => !v.status.startsWith('error') && v.status !== 'deleting';
 

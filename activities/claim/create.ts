@@ -12,7 +12,14 @@ import { CLAIM_FAILURES, type ClaimTarget, type CurrentImage } from '../../contr
 import { deletePoolVolume, refusedForGood } from '../cinder/volumes';
 import { exclusive, withHeartbeats } from '../guard';
 import type { Deps } from '../deps';
-import { createdByClaim, nonRetryable, transferName, usable, type ClaimContext } from './context';
+import {
+  claimZone,
+  createdByClaim,
+  nonRetryable,
+  transferName,
+  usable,
+  type ClaimContext,
+} from './context';
 
 export function plainCreationActivities(
   { config, db }: Pick<Deps, 'config' | 'db'>,
@@ -22,8 +29,6 @@ export function plainCreationActivities(
   const { admin, tenant } = ctx;
   /** Plain creation makes the volume in the pool's project and hands it over (plain_create_in). */
   const createViaPool = config.plainCreateIn === 'pool';
-  /** The claim's zone, else the default (a claim started by the previous build's API). */
-  const zoneOf = (t: ClaimTarget) => t.zone ?? config.pool.defaultZone;
 
   const oldestFirst = (list: Volume[]) =>
     [...list].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
@@ -86,7 +91,7 @@ export function plainCreationActivities(
       snapshotId: image?.snapshotId,
       volumeType: image?.volumeType ?? t.volumeType,
       // From a snapshot: the snapshot's zone, which is the claim's (its zone's image).
-      availabilityZone: zoneOf(t) || undefined,
+      availabilityZone: claimZone(config, t) || undefined,
       description: createdByClaim(t.claimId),
     });
     await recordMiss(t);
@@ -101,7 +106,7 @@ export function plainCreationActivities(
         claimId: t.claimId,
         type: t.volumeType,
         os: t.os,
-        zone: zoneOf(t),
+        zone: claimZone(config, t),
         projectId: t.projectId,
         hit: false,
       });

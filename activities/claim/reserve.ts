@@ -20,6 +20,7 @@ import {
   type ReservedVolume,
 } from '../../contracts/claim';
 import type { Deps } from '../deps';
+import { claimZone } from './context';
 
 /** A reserved pool row as the claim's steps know it; null while it has no volume yet. */
 export function reservedVolume(row: PoolVolume): ReservedVolume | null {
@@ -37,11 +38,7 @@ export function reserveActivities({
   const names = new ClaimNameRepository(db);
   const demand = new DemandRepository(db);
 
-  /**
-   * The claim's zone: its own, else the configured default (a claim the API of the previous
-   * build started, before it knew zones).
-   */
-  const zoneOf = (t: { zone?: string }) => t.zone ?? config.pool.defaultZone;
+  const zoneOf = (t: { zone?: string }) => claimZone(config, t);
 
   /** Whether the claim workflow `claimId` is still running (without Temporal: assume so). */
   const claimRunning = (claimId: string) =>
