@@ -145,6 +145,30 @@ describe('pools per availability zone', () => {
     assert.equal(body.blockDeviceMapping.boot_index, 0);
   });
 
+  test("a volume of that name in another zone fails the claim (Nova would refuse it), one in the claim's zone is returned", async () => {
+    const name = unique('vm-sys');
+    const there = await tenant('alpha').createVolume({ name, size: 1, availabilityZone: 'az-1' });
+    try {
+      await waitFor(
+        'the tenant volume',
+        () => tenant('alpha').getVolume(there.id),
+        (v) => v.status === 'available',
+        60_000,
+      );
+      const other = await claim({ name, availabilityZone: 'az-2' });
+      assert.equal(other.statusCode, 422, other.body);
+      assert.match(other.json().error, /is in zone az-1, not az-2/);
+      const same = await claim({ name, availabilityZone: 'az-1' });
+      assert.equal(same.statusCode, 201, same.body);
+      assert.deepEqual(
+        [same.json().outcome, same.json().volumeId, same.json().availabilityZone],
+        ['existing', there.id, 'az-1'],
+      );
+    } finally {
+      await tenant('alpha').deleteVolume(there.id);
+    }
+  });
+
   test('an unknown zone is a 400 naming the known zones', async () => {
     const res = await claim({ availabilityZone: 'az-9' });
     assert.equal(res.statusCode, 400);
