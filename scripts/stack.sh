@@ -613,6 +613,25 @@ cmd_reset() {
   say "reset done (installed tools kept)"
 }
 
+# pids: every process of the stack, one per line as ROLE NAME PID. ROLE is `cloud` (what runs
+# on the cloud's own hosts in production: Cinder, Keystone, Nova, their MariaDB and RabbitMQ) or
+# `orchestration` (Temporal and the pool's PostgreSQL; the pool's workers and API are the caller's
+# own processes). Each daemon is a session leader (start_daemon), so its session is all of it;
+# the machine services are found by name. The benches pin each role to its own CPUs (taskset).
+cmd_pids() {
+  local name pid
+  for f in "$RUN_DIR"/*.pid; do
+    [[ -f "$f" ]] || continue
+    name=$(basename "$f" .pid)
+    pid_alive "$name" || continue
+    local role=cloud; [[ "$name" == temporal ]] && role=orchestration
+    for pid in $(pgrep -s "$(cat "$f")"); do echo "$role $name $pid"; done
+  done
+  for pid in $(pgrep -x postgres); do echo "orchestration postgresql $pid"; done
+  for pid in $(pgrep -x mariadbd; pgrep -x mysqld); do echo "cloud mariadb $pid"; done
+  for pid in $(pgrep -x beam.smp; pgrep -x epmd; pgrep -x erl_child_setup); do echo "cloud rabbitmq $pid"; done
+}
+
 cmd_status() {
   local ok=0
   for svc in temporal cinder-api cinder-scheduler cinder-volume; do
@@ -637,5 +656,6 @@ case "${1:-}" in
   restart-temporal) cmd_restart_temporal ;;
   kill) cmd_kill "${2:-}" ;;
   start) cmd_start "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|reset|restart-temporal|kill SERVICE|start SERVICE" >&2; exit 2 ;;
+  pids) cmd_pids ;;
+  *) echo "usage: $0 up|down|status|reset|restart-temporal|kill SERVICE|start SERVICE|pids" >&2; exit 2 ;;
 esac
