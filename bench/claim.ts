@@ -22,6 +22,8 @@ import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { STACK_DIR, setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { startFloor } from './floor';
+import { placeProcesses } from './support/stack-cpus';
+import { roundCount, showSpread, spread } from './support/rounds';
 import { claimWorkflowId } from '../contracts/claim';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
@@ -92,8 +94,54 @@ async function timeline(client: Client, sent: Sent[]): Promise<string> {
     .join(', ');
 }
 
+/** The p-quantile of `ms`. */
+const q = (ms: number[], p: number) => {
+  const sorted = [...ms].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] as number;
+};
+
+/**
+ * The pool hits, the bare calls and the floor ran interleaved, claim by claim; cut into
+ * `rounds` consecutive rounds, each round's p50 figures give a median and a spread.
+ */
+function byRound(pool: number[], bare: number[], floorMs: number[], rounds: number): void {
+  const size = Math.ceil(pool.length / rounds);
+  const ratio: number[] = [];
+  const own: number[] = [];
+  const floorRatio: number[] = [];
+  for (let r = 0; r * size < pool.length; r++) {
+    const cut = (ms: number[]) => ms.slice(r * size, (r + 1) * size);
+    const [p, b, f] = [cut(pool), cut(bare), cut(floorMs)].map((ms) => q(ms, 0.5)) as [
+      number,
+      number,
+      number,
+    ];
+    ratio.push(p / b);
+    own.push(p - b - f);
+    floorRatio.push((b + f) / b);
+  }
+  console.log(`per round (${size} claims each), medians of the rounds' p50s:`);
+  console.log(`  pool hit / bare calls: ${showSpread(spread(ratio))}`);
+  console.log(`  (bare + floor) / bare: ${showSpread(spread(floorRatio))}`);
+  const ownSpread = spread(own);
+  console.log(
+    `  a pool hit's own cost beyond the bare calls and the floor: ${showSpread(ownSpread, 0, ' ms')} ` +
+      `(target ≤ 15 ms: ${ownSpread.median <= 15 ? 'met' : 'MISSED'})`,
+  );
+}
+
 async function main(): Promise<void> {
   setCreateDelay(0);
+  const placement = placeProcesses();
+  console.log(placement.describe);
+  try {
+    await claims();
+  } finally {
+    placement.restore();
+  }
+}
+
+async function claims(): Promise<void> {
   const tag = `bench${process.pid}`;
   const config = loadConfig({
     env: {
@@ -217,10 +265,6 @@ async function main(): Promise<void> {
     }
     setCreateDelay(0);
 
-    const q = (ms: number[], p: number) => {
-      const sorted = [...ms].sort((a, b) => a - b);
-      return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] as number;
-    };
     console.log(`claim via API, outcome pool:    ${stats(pool)}`);
     console.log(`claim via API, outcome created: ${stats(created)}`);
     console.log(`bare Cinder transfer + accept + rename: ${stats(bare)}`);
@@ -239,6 +283,7 @@ async function main(): Promise<void> {
         .map(([k, v]) => `${k} ${q(v, 0.5)}`)
         .join(', ')}`,
     );
+    byRound(pool, bare, floorMs, roundCount());
     for (const [what, sent] of [
       ['pool hit', claimsSent],
       ['floor', floorsSent],
@@ -408,7 +453,14 @@ async function keystoneVsNoauth(): Promise<void> {
   await db.end();
 }
 
-(process.env.BENCH_AUTH === 'keystone' ? keystoneVsNoauth() : main()).catch((err) => {
+(process.env.BENCH_AUTH === 'keystone'
+  ? (() => {
+      const placement = placeProcesses();
+      console.log(placement.describe);
+      return keystoneVsNoauth().finally(() => placement.restore());
+    })()
+  : main()
+).catch((err) => {
   console.error(err);
   process.exit(1);
 });
