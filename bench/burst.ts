@@ -1,15 +1,27 @@
 /**
  * `npm run bench:burst`: a burst of N concurrent claims through the API (default 60: 3 tenants ×
- * 2 OS, stock for two thirds of them) against N concurrent bare Cinder sequences of the same mix
- * on the same Cinder, in one run: a pool hit's transfer + accept + rename, a plain creation's
- * create + polling until available. Prints throughput and p99 ratios, how many fill runs the
- * burst started, and checks from Cinder itself that every claim got the right volume. Then the
- * same with two worker processes on the task queue. Needs the stack (`npm run stack:up`).
+ * 2 OS, stock for two thirds of them) against its bare peer: N concurrent sequences of the seed's
+ * own calls without orchestration, each looking its name up first as a claim must (a pool hit's
+ * lookup + transfer + accept + rename, a plain creation's lookup + create + polling), and
+ * against Temporal's floor (N claim-shaped workflows with no work). Claims, bare and floor run in
+ * alternating rounds (BENCH_ROUNDS, 3 by default); the summary gives each ratio's median over the
+ * rounds and its spread. Around each burst the CPU time of Temporal, PostgreSQL, the workers and
+ * the API (the bench process) is read from /proc: orchestration CPU per claim against per floor
+ * workflow, claims per second per orchestration core, and the cloud's CPU beside it. Every
+ * claim is checked from Cinder itself. Then the same with two worker processes on the task
+ * queue (BENCH_WORKERS=1,2). Needs the stack (`npm run stack:up`).
  *
- * At scale: `BENCH_BURST=1000 BENCH_WORKERS=2 BENCH_RESTART=1 BENCH_PEERS=0 npm run bench:burst`
- * kills one worker (SIGKILL) once half the claims are answered and starts another; a claim the
- * API answers 202 is polled (GET) until it ends, as a caller would. Prints every claim answered
- * or not, claims left running (stuck), and the peak of PostgreSQL connections against its limit.
+ * BENCH_CPUS=split puts the cloud (Cinder, Keystone, Nova, MariaDB, RabbitMQ) on its own CPU and
+ * the orchestration on the other, as in a real cloud (bench/support/stack-cpus.ts); the default
+ * `shared` leaves both on both cores, competing.
+ *
+ * At scale: `BENCH_BURST=1000 BENCH_STOCK=700 BENCH_WORKERS=2 npm run bench:burst` (one round by
+ * default above 200 claims) also prints where the claims' first workflow task waited (the
+ * server, the queue, the worker), the task queue's backlog and the workers' free slots during
+ * the burst, and PostgreSQL's peak connections against its limit. BENCH_RESTART=1 kills one
+ * worker (SIGKILL) once half the claims are answered and starts another; BENCH_PEERS=0 skips the
+ * bare and floor peers. A claim the API answers 202 is polled (GET) until it ends, and a 429 is
+ * retried after its Retry-After, as a caller would.
  *
  * Zones: the pool serves one, the stack configuration's default zone (az-1 of config/pool.ini),
  * where every claim goes (none names a zone); the bare sequences create there too, from that
@@ -32,14 +44,30 @@ import { TENANT_PROJECTS, TENANT_QUOTA, TENANT_USER } from '../scripts/stack/clo
 import { exited, setCreateDelay, spawnWorker, taggedVolumes, wipePool } from '../test/support/pool';
 import { sleep, waitFor } from '../test/support/env';
 import type { Client } from '@temporalio/client';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { claimWorkflowId } from '../contracts/claim';
 import { temporal } from '@temporalio/proto';
 import { startFloor } from './floor';
+import { placeProcesses, stackProcesses, type StackProcess } from './support/stack-cpus';
+import {
+  cpuBetween,
+  perUnit,
+  readCpu,
+  sumOf,
+  type CpuGroups,
+  type CpuReading,
+} from './support/cpu-time';
+import { alternate, roundCount, showSpread, spread } from './support/rounds';
 
 const N = Number(process.env.BENCH_BURST ?? 60);
 /** Kill one worker once half the claims are answered, and start another. */
 const RESTART = process.env.BENCH_RESTART === '1';
 /** Measure the bare and floor peers (off for scale runs: their figure is the 60-claim one). */
 const PEERS = process.env.BENCH_PEERS !== '0';
+/** Pool volumes stocked before each claims round (default: two thirds of the claims). */
+const STOCK = Number(process.env.BENCH_STOCK ?? Math.floor((N * 2) / 3));
+/** Alternating rounds (BENCH_ROUNDS): 3 by default, 1 for bursts above 200 claims. */
+const ROUNDS = roundCount(process.env, N > 200 ? 1 : 3);
 const OS = ['Debian8 64bit', 'Debian9 64bit'];
 const TENANTS = Object.values(TENANT_PROJECTS);
 const TYPE = 'sas';
@@ -107,7 +135,7 @@ function benchConfig(
   tag: string,
   intervalSeconds: string,
 ): { config: AppConfig; env: NodeJS.ProcessEnv } {
-  const perOs = Math.floor((N * 2) / 3 / OS.length);
+  const perOs = Math.floor(STOCK / OS.length);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: TYPE,
@@ -131,20 +159,31 @@ function benchConfig(
   return { config: loadConfig({ env }), env };
 }
 
-/** Worker processes on the bench's task queue; resolves once all of them poll it. */
+/** The first port of the workers' metrics endpoints (one port each). */
+const METRICS_PORT = Number(process.env.BENCH_METRICS_PORT ?? 9480);
+
+/**
+ * Worker processes on the bench's task queue; resolves once all of them poll it. With
+ * `metrics`, worker i serves the SDK's metrics on 127.0.0.1:METRICS_PORT+i (its task slots).
+ */
 async function startWorkers(
   client: Client,
   config: AppConfig,
   env: NodeJS.ProcessEnv,
   count: number,
+  metrics = false,
 ) {
   const since = Date.now();
-  const children = Array.from({ length: count }, () => spawnWorker(env));
+  const envOf = (i: number): NodeJS.ProcessEnv =>
+    metrics
+      ? { ...env, POOL__TEMPORAL__WORKER_METRICS_ADDRESS: `127.0.0.1:${METRICS_PORT + i}` }
+      : env;
+  const children = Array.from({ length: count }, (_, i) => ({ i, child: spawnWorker(envOf(i)) }));
   await waitFor(
     `${count} worker(s) polling`,
     async () => {
-      for (const c of children)
-        if (c.exitCode !== null) throw new Error(`worker exited: ${c.output()}`);
+      for (const { child } of children)
+        if (child.exitCode !== null) throw new Error(`worker exited: ${child.output()}`);
       const res = await client.workflowService.describeTaskQueue({
         namespace: config.temporal.namespace,
         taskQueue: { name: config.temporal.taskQueue },
@@ -161,19 +200,124 @@ async function startWorkers(
     500,
   );
   return {
-    /** SIGKILL the first worker and start a new one in its place. */
+    pids: () => children.map(({ child }) => child.pid).filter((p): p is number => !!p),
+    metricsUrls: () =>
+      metrics ? children.map(({ i }) => `http://127.0.0.1:${METRICS_PORT + i}/metrics`) : [],
+    /** SIGKILL the first worker and start a new one in its place (on its metrics port). */
     async restartOne() {
       const [victim] = children.splice(0, 1);
       if (!victim) return;
-      victim.kill('SIGKILL');
-      await exited(victim);
-      children.push(spawnWorker(env));
+      victim.child.kill('SIGKILL');
+      await exited(victim.child);
+      children.push({ i: victim.i, child: spawnWorker(envOf(victim.i)) });
     },
     async stop() {
-      for (const c of children) c.kill('SIGTERM');
-      await Promise.all(children.map((c) => exited(c)));
+      for (const { child } of children) child.kill('SIGTERM');
+      await Promise.all(children.map(({ child }) => exited(child)));
     },
   };
+}
+
+/**
+ * Samples the claim task queue every second during a burst: its backlog (the server's task
+ * queue stats), its pollers, and the workers' free workflow-task slots (their SDK metrics).
+ */
+function queueWatch(
+  client: Client,
+  config: AppConfig,
+  metricsUrls: string[],
+  workerPids: () => number[],
+) {
+  let running = true;
+  let peakBacklog = 0;
+  let maxAgeMs = 0;
+  let minPollers = Infinity;
+  let minFreeSlots = Infinity;
+  let samples = 0;
+  const slots = async (url: string) => {
+    const text = await fetch(url).then((r) => r.text());
+    const m = /worker_task_slots_available\{[^}]*worker_type="WorkflowWorker"[^}]*\} (\d+)/.exec(
+      text,
+    );
+    return m ? Number(m[1]) : NaN;
+  };
+  const loop = (async () => {
+    while (running) {
+      try {
+        const res = await client.workflowService.describeTaskQueue({
+          namespace: config.temporal.namespace,
+          taskQueue: { name: config.temporal.taskQueue },
+          taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+          reportStats: true,
+        });
+        const stats = res.stats;
+        peakBacklog = Math.max(peakBacklog, Number(stats?.approximateBacklogCount ?? 0));
+        maxAgeMs = Math.max(maxAgeMs, Number(stats?.approximateBacklogAge?.seconds ?? 0) * 1000);
+        // The fleet's pollers seen in the last 10 s (a poller's identity is pid@host).
+        const pids = new Set(workerPids().map(String));
+        const fresh = (res.pollers ?? []).filter(
+          (p) =>
+            Date.now() - Number(p.lastAccessTime?.seconds ?? 0) * 1000 < 10_000 &&
+            pids.has(String(p.identity).split('@')[0] as string),
+        );
+        minPollers = Math.min(minPollers, new Set(fresh.map((p) => p.identity)).size);
+        for (const url of metricsUrls) {
+          const free = await slots(url).catch(() => NaN);
+          if (!Number.isNaN(free)) minFreeSlots = Math.min(minFreeSlots, free);
+        }
+        samples++;
+      } catch {
+        // A sample lost under load says nothing; the next one comes in a second.
+      }
+      await sleep(1000);
+    }
+  })();
+  return {
+    async stop(): Promise<string> {
+      running = false;
+      await loop;
+      return (
+        `${samples} samples: backlog peak ${peakBacklog} workflow tasks, oldest ${(maxAgeMs / 1000).toFixed(0)} s; ` +
+        `worker processes polling: min ${minPollers === Infinity ? '?' : minPollers}; ` +
+        `free workflow-task slots: min ${minFreeSlots === Infinity ? '?' : minFreeSlots} of 100 per worker`
+      );
+    },
+  };
+}
+
+const EV = temporal.api.enums.v1.EventType;
+
+/**
+ * Where a claim's first workflow task waited, from the histories of (up to 300 of) the claims:
+ * the server scheduling it after the start, the task waiting in the queue for a worker's poll
+ * (all slots busy or too few pollers), and the task itself on the worker (the hand-off's Cinder
+ * calls run inside it, as a local activity).
+ */
+async function firstTaskWait(client: Client, claimed: Claimed[]): Promise<string> {
+  const step = Math.max(1, Math.floor(claimed.length / 300));
+  const parts: Record<string, number[]> = {
+    'start → scheduled': [],
+    'scheduled → picked up (queue wait)': [],
+    'picked up → completed (on the worker)': [],
+  };
+  const sample = claimed.filter((_, i) => i % step === 0);
+  await eachLimited(sample, 8, async (c) => {
+    const events =
+      (await client.workflow.getHandle(claimWorkflowId(c.requestId)).fetchHistory()).events ?? [];
+    type Event = (typeof events)[number];
+    const at = (e: Event | undefined) => (e?.eventTime ? tsToMs(e.eventTime) : NaN);
+    const first = (t: number) => events.find((e) => e.eventType === t);
+    const started = at(events[0]);
+    const scheduled = at(first(EV.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED));
+    const picked = at(first(EV.EVENT_TYPE_WORKFLOW_TASK_STARTED));
+    const done = at(first(EV.EVENT_TYPE_WORKFLOW_TASK_COMPLETED));
+    parts['start → scheduled']?.push(scheduled - started);
+    parts['scheduled → picked up (queue wait)']?.push(picked - scheduled);
+    parts['picked up → completed (on the worker)']?.push(done - picked);
+  });
+  return Object.entries(parts)
+    .map(([k, v]) => `${k} ${describe(v.filter((x) => !Number.isNaN(x)))}`)
+    .join('; ');
 }
 
 /** Samples PostgreSQL's open connections until stopped; the peak and the server's limit. */
@@ -261,18 +405,82 @@ async function claimThroughApi(
 /**
  * N floor workflows (bench/floor: update-with-start, two local activities that return at once)
  * started together: what Temporal and the SDK cost a burst of that size on this machine before
- * any Cinder or database work. Their CPU is the same two cores Cinder runs on.
+ * any Cinder or database work, and the orchestration CPU it takes (the floor's worker runs in
+ * the bench process).
  */
-async function floorBurst(client: Client, config: AppConfig, tag: string): Promise<number> {
+async function floorBurst(client: Client, config: AppConfig, tag: string): Promise<PeerRound> {
   const floor = await startFloor(client, config.temporal.address, tag);
+  const groups = cpuGroups(() => []);
   try {
     await floor.once('warm-up');
+    const before = readCpu(groups);
     const started = performance.now();
-    await Promise.all(Array.from({ length: N }, (_, i) => floor.once(String(i))));
-    return performance.now() - started;
+    const ms = await Promise.all(Array.from({ length: N }, (_, i) => floor.once(String(i))));
+    const wall = performance.now() - started;
+    const cpu = cpuBetween(before, readCpu(groups));
+    console.log(
+      `floor: ${N} claim-shaped workflows with no work at once in ${(wall / 1000).toFixed(2)} s, ` +
+        `${describe(ms)}; orchestration CPU ${perUnit(cpu, N, ORCHESTRATION)} each`,
+    );
+    return { wall, ms, cpu };
   } finally {
     await floor.stop();
   }
+}
+
+/** What one claims round measured. */
+interface ClaimRound {
+  wall: number;
+  ms: number[];
+  hits: number;
+  cpu: CpuReading;
+  wait: string;
+}
+
+/** What one peer round (bare sequences, or floor workflows) measured. */
+interface PeerRound {
+  wall: number;
+  ms: number[];
+  cpu: CpuReading;
+}
+
+/** The processes whose CPU a claim costs; the cloud's for comparison. */
+function cpuGroups(workerPids: () => number[]): CpuGroups {
+  // One listing per reading (the groups are read one after another within milliseconds).
+  let listed: { at: number; procs: StackProcess[] } = { at: 0, procs: [] };
+  const stack = (pred: (p: StackProcess) => boolean) => () => {
+    if (Date.now() - listed.at > 1000) listed = { at: Date.now(), procs: stackProcesses() };
+    return listed.procs.filter(pred).map((p) => p.pid);
+  };
+  return {
+    temporal: stack((p) => p.name === 'temporal'),
+    postgresql: stack((p) => p.name === 'postgresql'),
+    workers: workerPids,
+    // The bench process: the API (in-process) and its callers; the floor's worker in the floor.
+    'api+bench': 'self',
+    cloud: stack((p) => p.role === 'cloud'),
+  };
+}
+const ORCHESTRATION = ['temporal', 'postgresql', 'workers', 'api+bench'];
+
+/** Runs `fn` over `items`, `limit` at a time. */
+async function eachLimited<T>(items: T[], limit: number, fn: (t: T) => Promise<unknown>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** Fill workflows still running on the bench's task queue (a burst's refill): ended. */
+async function endFills(client: Client, config: AppConfig): Promise<void> {
+  const query = `TaskQueue = '${config.temporal.taskQueue}' AND ExecutionStatus = 'Running' AND WorkflowType = 'fillPoolWorkflow'`;
+  for await (const wf of client.workflow.list({ query }))
+    await client.workflow
+      .getHandle(wf.workflowId, wf.runId)
+      .terminate('bench: next round')
+      .catch(() => undefined);
 }
 
 async function run(workers: number): Promise<void> {
@@ -280,10 +488,11 @@ async function run(workers: number): Promise<void> {
   const { config, env } = benchConfig(tag, REFILL_INTERVAL);
   const db = createDb(config.databaseUrl, 10);
   // The bare peer: no bound on calls in flight, every sequence at once.
-  const cinder = cinderFromConfig(config, { maxConcurrentCalls: Infinity, timeoutMs: 60_000 });
+  const cinder = cinderFromConfig(config, { maxConcurrentCalls: Infinity, timeoutMs: 120_000 });
   const client = await connectClient(config);
   await wipePool(db);
-  // Room for this burst beside what the tenants hold already (other runs' volumes).
+  // Room for this burst beside what the tenants hold already (other runs' volumes), and for
+  // the stock in the pool's own project.
   for (const id of TENANTS) {
     const used = (await cinder.getQuotaUsage(id)).volumes?.inUse ?? 0;
     const volumes = Math.max(TENANT_QUOTA.volumes, used + N);
@@ -293,9 +502,114 @@ async function run(workers: number): Promise<void> {
       gigabytes: Math.max(TENANT_QUOTA.gigabytes, 10 * volumes),
     });
   }
+  const own = await cinder.projectId();
+  const ownUsed = (await cinder.getQuotaUsage(own)).volumes?.inUse ?? 0;
+  await cinder.updateQuota(own, {
+    volumes: ownUsed + 2 * N + 100,
+    gigabytes: 10 * (ownUsed + 2 * N + 100),
+  });
   await ensureSchedules(client, config);
+  const hitsPlanned = Math.floor(STOCK / OS.length) * OS.length;
+  console.log(
+    `\n== ${workers} worker process(es), ${N} claims (stock for ${hitsPlanned}), refill interval ` +
+      `${REFILL_INTERVAL} s, zones served: ${config.pool.zones.join(', ') || 'none'} (claims in ` +
+      `${zoneLabel(config.pool.defaultZone)}); ${ROUNDS} alternating round(s)` +
+      (PEERS ? ' of claims, bare sequences with lookup, floor workflows' : ' of claims only'),
+  );
+  try {
+    const steps: Record<string, (round: number) => Promise<ClaimRound | PeerRound>> = {
+      claims: (r) => claimRound(client, config, env, db, cinder, `${tag}r${r}`, workers),
+    };
+    if (PEERS) {
+      steps.bare = () => bareBurst(config, cinder, hitsPlanned, N - hitsPlanned, true);
+      steps.floor = (r) => floorBurst(client, config, `${tag}r${r}`);
+    }
+    const out = await alternate(ROUNDS, steps);
+    summarize(out as { claims: ClaimRound[]; bare?: PeerRound[]; floor?: PeerRound[] }, workers);
+  } finally {
+    for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
+      await client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
+    await endFills(client, config);
+    await wipePool(db);
+    await client.connection.close();
+    await db.end();
+  }
+}
+
+/** Median and spread over the rounds of each figure, and the targets. */
+function summarize(
+  out: { claims: ClaimRound[]; bare?: PeerRound[]; floor?: PeerRound[] },
+  workers: number,
+): void {
+  const { claims, bare, floor } = out;
+  const orch = (c: CpuReading) => sumOf(c, ORCHESTRATION);
+  const cpuPerClaim = spread(claims.map((c) => (orch(c.cpu) * 1000) / N));
+  const cloudPerClaim = spread(claims.map((c) => ((c.cpu.cloud ?? 0) * 1000) / N));
+  console.log(
+    `\n== summary, ${workers} worker process(es), ${N} claims, medians of ${claims.length} round(s)`,
+  );
+  console.log(`claims/s: ${showSpread(spread(claims.map((c) => (N * 1000) / c.wall)), 1)}`);
+  console.log(
+    `claim p50 ${showSpread(spread(claims.map((c) => quantile(c.ms, 0.5))), 0, ' ms')}, ` +
+      `p99 ${showSpread(spread(claims.map((c) => quantile(c.ms, 0.99))), 0, ' ms')}`,
+  );
+  console.log(
+    `orchestration CPU per claim (Temporal + PostgreSQL + workers + API): ${showSpread(cpuPerClaim, 1, ' ms')}; ` +
+      `claims/s per orchestration core: ${showSpread(spread(claims.map((c) => N / Math.max(1e-9, orch(c.cpu)))), 1)}`,
+  );
+  console.log(
+    `cloud CPU per claim (Cinder, MariaDB, RabbitMQ, …): ${showSpread(cloudPerClaim, 1, ' ms')}`,
+  );
+  if (!bare || !floor) return;
+  const pairs = claims.map((c, i) => ({ c, b: bare[i] as PeerRound, f: floor[i] as PeerRound }));
+  const thr = spread(pairs.map(({ c, b }) => b.wall / c.wall));
+  const thrFloor = spread(pairs.map(({ c, b, f }) => (b.wall + f.wall) / c.wall));
+  const p99 = spread(pairs.map(({ c, b }) => quantile(c.ms, 0.99) / quantile(b.ms, 0.99)));
+  const floorCpu = spread(floor.map((f) => (orch(f.cpu) * 1000) / N));
+  const cpuRatio = spread(pairs.map(({ c, f }) => orch(c.cpu) / Math.max(1e-9, orch(f.cpu))));
+  const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  console.log(
+    `bare sequences with lookup: ${showSpread(spread(bare.map((b) => (N * 1000) / b.wall)), 1)} per s`,
+  );
+  console.log(
+    `claims vs bare + lookup: throughput ${showSpread(thr)} (target ≥ 0.95: ${met(thr.median >= 0.95)}), ` +
+      `p99 ratio ${showSpread(p99)} (target ≤ 1.2: ${met(p99.median <= 1.2)})`,
+  );
+  console.log(`claims vs bare + lookup + floor: throughput ${showSpread(thrFloor)}`);
+  console.log(
+    `floor workflow: orchestration CPU ${showSpread(floorCpu, 1, ' ms')} each; a claim's / the floor's: ` +
+      `${showSpread(cpuRatio)} (target ≤ 2: ${met(cpuRatio.median <= 2)})`,
+  );
+  console.log(
+    `cloud CPU per bare sequence: ${showSpread(spread(bare.map((b) => ((b.cpu.cloud ?? 0) * 1000) / N)), 1, ' ms')}`,
+  );
+}
+
+/**
+ * One claims round: stock the pool (not timed), start the workers and the API, send every
+ * claim at once, then check every claim from Cinder and clean up.
+ */
+async function claimRound(
+  client: Client,
+  config: AppConfig,
+  env: NodeJS.ProcessEnv,
+  db: Db,
+  cinder: CinderClient,
+  tag: string,
+  workers: number,
+): Promise<ClaimRound> {
+  await endFills(client, config);
+  await wipePool(db);
   const t0 = Date.now();
-  const stocker = await startWorkers(client, config, benchConfig(tag, '0').env, 1);
+  const stocker = await startWorkers(
+    client,
+    config,
+    benchConfig(config.temporal.schedulePrefix, '0').env,
+    1,
+  );
   const fill = await client.workflow
     .execute(fillPoolWorkflow, {
       taskQueue: config.temporal.taskQueue,
@@ -303,17 +617,14 @@ async function run(workers: number): Promise<void> {
       args: [{}],
     })
     .finally(() => stocker.stop());
-  const fleet = await startWorkers(client, config, env, workers);
+  const fleet = await startWorkers(client, config, env, workers, true);
   const api = buildApi({ config, db, temporal: client });
   const headers = { authorization: `Bearer ${config.api.apiKeys[0]}` };
+  const groups = cpuGroups(() => fleet.pids());
   try {
     console.log(
-      `\n== ${workers} worker process(es), refill interval ${REFILL_INTERVAL} s, ` +
-        `zones served: ${config.pool.zones.join(', ') || 'none'} (claims in ${zoneLabel(config.pool.defaultZone)}): ` +
-        `${fill.available} pool volumes stocked in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      `claims: ${fill.available} pool volumes stocked in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
-
-    // The burst: every claim at once, through the API.
     const requests = Array.from({ length: N }, (_, i) => ({
       requestId: `${tag}-${i}`,
       projectId: TENANTS[i % TENANTS.length] as string,
@@ -325,6 +636,10 @@ async function run(workers: number): Promise<void> {
     const zone = config.pool.defaultZone;
     const burstAt = new Date();
     const connections = connectionWatch(db);
+    const queue = queueWatch(client, config, fleet.metricsUrls(), () => fleet.pids());
+    unavailableAnswers = 0;
+    rateLimitedAnswers = 0;
+    const cpuBefore = readCpu(groups);
     const started = performance.now();
     let answered = 0;
     let restarted: Promise<void> | null = null;
@@ -341,8 +656,10 @@ async function run(workers: number): Promise<void> {
       }),
     );
     const claimWall = performance.now() - started;
+    const cpu = cpuBetween(cpuBefore, readCpu(groups));
     await restarted;
     const { peak, limit } = await connections.stop();
+    const seen = await queue.stop();
     const failed = settled.filter((r) => r.status === 'rejected');
     for (const f of failed.slice(0, 5))
       console.log(`  not answered: ${(f as PromiseRejectedResult).reason}`);
@@ -353,89 +670,42 @@ async function run(workers: number): Promise<void> {
     for (const r of refused.slice(0, 3)) console.log(`  answered 422: ${r.requestId} ${r.outcome}`);
     const claimed = answers.filter((c) => !c.outcome.startsWith('failed'));
     const hits = claimed.filter((c) => c.outcome === 'pool').length;
+    const claimMs = claimed.map((c) => c.ms);
+    console.log(
+      `claims: ${N} in ${(claimWall / 1000).toFixed(2)} s = ${((N * 1000) / claimWall).toFixed(1)}/s ` +
+        `(${hits} pool, ${claimed.length - hits} created), ${describe(claimMs)}; ` +
+        `orchestration CPU ${perUnit(cpu, N, ORCHESTRATION)} per claim; cloud ${(((cpu.cloud ?? 0) * 1000) / N).toFixed(1)} ms`,
+    );
+    const wait = await firstTaskWait(client, claimed);
+    console.log(`  first workflow task: ${wait}`);
+    console.log(`  task queue during the burst: ${seen}`);
     const stuck = await stillRunning(client, config);
     console.log(
-      `answered ${answers.length} of ${N} claims (${claimed.length} with a volume, ${refused.length} ` +
-        `refused with a reason; ${failed.length} without an answer; ${unavailableAnswers} 503s and ${rateLimitedAnswers} 429s ` +
-        `retried), ` +
-        `${stuck} claim workflow(s) still running 60 s after the last answer (stuck)`,
-    );
-    console.log(
-      `PostgreSQL connections: peak ${peak} of max_connections ${limit} ` +
-        `(${workers} worker process(es) + the API + the bench)`,
+      `  answered ${answers.length} of ${N} (${refused.length} refused with a reason, ` +
+        `${failed.length} without an answer; ${unavailableAnswers} 503s and ${rateLimitedAnswers} 429s retried), ` +
+        `${stuck} claim workflow(s) still running 60 s after the last answer (stuck); ` +
+        `PostgreSQL connections: peak ${peak} of max_connections ${limit}`,
     );
     assert.equal(failed.length, 0, 'every claim answered');
     assert.equal(refused.length, 0, 'no claim refused (the tenants have room)');
     assert.equal(stuck, 0, 'no claim stuck');
     assert.ok(peak < limit, 'under the connection limit');
-
-    const claimMs = claimed.map((c) => c.ms);
-    console.log(
-      `claims: ${N} in ${(claimWall / 1000).toFixed(2)} s = ${((N * 1000) / claimWall).toFixed(1)}/s ` +
-        `(${hits} pool, ${N - hits} created), ${describe(claimMs)}`,
-    );
-    if (!PEERS) {
-      await checkInvariants(config, cinder, db, claimed);
-      console.log(
-        'invariants hold: right project, name, zone and image; none twice; none awaiting-transfer; rows = tagged volumes',
-      );
-      return;
-    }
-    // The same mix as bare Cinder sequences, all at once.
-    const bare = await bareBurst(config, cinder, hits, N - hits);
-    // The same, each sequence also looking its name up as a claim must (idempotency).
-    const looked = await bareBurst(config, cinder, hits, N - hits, true);
-    // And Temporal's own share: N workflows of the claim's shape with no work, all at once.
-    const floorWall = await floorBurst(client, config, tag);
-
-    const byOutcome = (o: string) => claimed.filter((c) => c.outcome === o).map((c) => c.ms);
-    console.log(
-      `  pool hits ${describe(byOutcome('pool'))}; created ${describe(byOutcome('created'))}`,
-    );
-    console.log(
-      `bare:   ${N} in ${(bare.wall / 1000).toFixed(2)} s = ${((N * 1000) / bare.wall).toFixed(1)}/s, ${describe(bare.ms)}`,
-    );
-    console.log(
-      `  transfer+accept+rename ${describe(bare.ms.slice(0, hits))}; create+poll ${describe(bare.ms.slice(hits))}`,
-    );
-    console.log(
-      `throughput ratio ${(bare.wall / claimWall).toFixed(2)} (target ≥ 0.8), ` +
-        `p99 ratio ${(quantile(claimMs, 0.99) / quantile(bare.ms, 0.99)).toFixed(2)} (target ≤ 1.5)`,
-    );
-
-    console.log(
-      `bare + name lookup: ${N} in ${(looked.wall / 1000).toFixed(2)} s, ${describe(looked.ms)}; ` +
-        `claims vs it: throughput ${(looked.wall / claimWall).toFixed(2)}, ` +
-        `p99 ${(quantile(claimMs, 0.99) / quantile(looked.ms, 0.99)).toFixed(2)}`,
-    );
-    console.log(
-      `Temporal floor: ${N} claim-shaped workflows with no work at once: ` +
-        `${(floorWall / 1000).toFixed(2)} s; bare + name lookup + floor: ` +
-        `${((looked.wall + floorWall) / 1000).toFixed(2)} s, claims vs it: throughput ` +
-        `${((looked.wall + floorWall) / claimWall).toFixed(2)}`,
-    );
     await checkInvariants(config, cinder, db, claimed);
     const runs = await refillRuns(client, config, burstAt);
-    console.log(`fill runs started by the burst's refill requests: ${runs} (at most 2)`);
     console.log(
-      'invariants hold: right project, name, zone and image; none twice; none awaiting-transfer; rows = tagged volumes',
+      `  invariants hold: right project, name, zone and image; none twice; none awaiting-transfer; ` +
+        `rows = tagged volumes; fill runs started by the refill requests: ${runs}`,
     );
-
-    for (const c of claimed)
-      await cinder
+    await eachLimited(claimed, 16, (c) =>
+      cinder
         .asProject(c.projectId, TENANT_USER)
         .deleteVolume(c.volumeId)
-        .catch(() => undefined);
+        .catch(() => undefined),
+    );
+    return { wall: claimWall, ms: claimMs, hits, cpu, wait };
   } finally {
     await api.close();
     await fleet.stop();
-    for (const id of Object.values(scheduleIds(config.temporal.schedulePrefix)))
-      await client.schedule
-        .getHandle(id)
-        .delete()
-        .catch(() => undefined);
-    await client.connection.close();
-    await db.end();
   }
 }
 
@@ -458,20 +728,26 @@ async function bareBurst(
     zone,
   ).id;
   const availabilityZone = zone || undefined;
-  const vols = [];
-  for (let i = 0; i < hits; i++)
-    vols.push(
-      await cinder.createVolume({
+  // The transfers' volumes, made beforehand as the pool's are (not timed).
+  const vols: { id: string }[] = [];
+  await eachLimited(
+    Array.from({ length: hits }, (_, i) => i),
+    8,
+    async (i) => {
+      const v = await cinder.createVolume({
         name: `bare-${i}`,
         size: 1,
         snapshotId,
         volumeType: TYPE,
         availabilityZone,
-      }),
-    );
-  for (const v of vols)
-    while ((await cinder.getVolume(v.id)).status !== 'available') await sleep(100);
+      });
+      while ((await cinder.getVolume(v.id)).status !== 'available') await sleep(100);
+      vols[i] = v;
+    },
+  );
   const made: { client: CinderClient; id: string }[] = [];
+  const groups = cpuGroups(() => []);
+  const before = readCpu(groups);
   const started = performance.now();
   const timed = async (fn: () => Promise<void>) => {
     const t = performance.now();
@@ -509,8 +785,14 @@ async function bareBurst(
     ),
   ]);
   const wall = performance.now() - started;
-  for (const m of made) await m.client.deleteVolume(m.id).catch(() => undefined);
-  return { wall, ms };
+  const cpu = cpuBetween(before, readCpu(groups));
+  console.log(
+    `bare + lookup: ${N} sequences at once in ${(wall / 1000).toFixed(2)} s, ${describe(ms)} ` +
+      `(transfer+accept+rename ${describe(ms.slice(0, hits))}; create+poll ${describe(ms.slice(hits))}); ` +
+      `cloud CPU ${(((cpu.cloud ?? 0) * 1000) / N).toFixed(1)} ms each`,
+  );
+  await eachLimited(made, 16, (m) => m.client.deleteVolume(m.id).catch(() => undefined));
+  return { wall, ms, cpu };
 }
 
 /** Read from Cinder: every claim's volume is where and what it should be; the pool agrees. */
@@ -589,8 +871,14 @@ async function refillRuns(client: Client, config: AppConfig, since: Date): Promi
 
 async function main() {
   setCreateDelay(0);
-  for (const workers of (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number))
-    await run(workers);
+  const placement = placeProcesses();
+  console.log(placement.describe);
+  try {
+    for (const workers of (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number))
+      await run(workers);
+  } finally {
+    placement.restore();
+  }
 }
 
 main().catch((err) => {

@@ -8,7 +8,10 @@ import { execFileSync } from 'node:child_process';
 
 const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })) || 100;
 
-/** CPU seconds of one process (and its reaped children); 0 once it is gone. */
+/**
+ * CPU seconds of one process and its reaped children; 0 once it is gone. For the bench's own
+ * process use ownCpuSeconds: its reaped children include every helper command it ran.
+ */
 export function processCpuSeconds(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -21,15 +24,22 @@ export function processCpuSeconds(pid: number): number {
   }
 }
 
+/** CPU seconds of this process's own threads (not of the commands it ran). */
+export function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
 /** Named groups of processes; each group's pids are listed anew at every reading. */
-export type CpuGroups = Record<string, () => number[]>;
+export type CpuGroups = Record<string, (() => number[]) | 'self'>;
 
 export type CpuReading = Record<string, number>;
 
 export function readCpu(groups: CpuGroups): CpuReading {
   const out: CpuReading = {};
   for (const [name, pids] of Object.entries(groups))
-    out[name] = pids().reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+    out[name] =
+      pids === 'self' ? ownCpuSeconds() : pids().reduce((n, pid) => n + processCpuSeconds(pid), 0);
   return out;
 }
 
