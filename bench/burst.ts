@@ -143,6 +143,8 @@ function benchConfig(
     POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
     POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(perOs),
     POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: ZONE,
+    // The stock each round is exactly STOCK: the previous round's claims raise no target.
+    POOL__VOLUMES_BACKUP__DEMAND_TARGETS: 'false',
     POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: intervalSeconds,
     POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: String(POLL_SECONDS),
     // The schedules exist (a claim's refill goes through them) but do not tick during the bench.

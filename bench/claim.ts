@@ -22,8 +22,9 @@ import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { STACK_DIR, setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { startFloor } from './floor';
-import { placeProcesses } from './support/stack-cpus';
-import { roundCount, showSpread, spread } from './support/rounds';
+import { placeProcesses, stackProcesses } from './support/stack-cpus';
+import { alternate, roundCount, showSpread, spread } from './support/rounds';
+import { cpuBetween, readCpu, sumOf, type CpuGroups, type CpuReading } from './support/cpu-time';
 import { claimWorkflowId } from '../contracts/claim';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
@@ -94,6 +95,78 @@ async function timeline(client: Client, sent: Sent[]): Promise<string> {
     .join(', ');
 }
 
+/** Rounds and pool hits per round of the CPU measurement (cpuPerPoolHit). */
+const CPU_ROUNDS = roundCount();
+const CPU_CLAIMS = Number(process.env.BENCH_CPU_CLAIMS ?? 20);
+/** The quiet time after each CPU step, so that the work a step left behind is counted in it. */
+const SETTLE_MS = 2000;
+
+/**
+ * Orchestration CPU per pool hit against per floor workflow, read from /proc: Temporal,
+ * PostgreSQL and the bench process (which runs the worker, the API and the floor's worker),
+ * over CPU_CLAIMS sequential pool hits, then as many floor workflows, in alternating rounds,
+ * each step followed by a quiet SETTLE_MS; the machine's idle rate over as long is subtracted.
+ */
+async function cpuPerPoolHit(
+  client: Client,
+  claimOnce: (i: number, kind: string) => Promise<{ outcome: string }>,
+  floor: Awaited<ReturnType<typeof startFloor>>,
+): Promise<void> {
+  const procs = stackProcesses();
+  const pids = (name: string) => () => procs.filter((p) => p.name === name).map((p) => p.pid);
+  const groups: CpuGroups = {
+    temporal: pids('temporal'),
+    postgresql: pids('postgresql'),
+    'worker+api+bench': 'self',
+  };
+  const names = Object.keys(groups);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const measure = async (work: () => Promise<void>) => {
+    const before = readCpu(groups);
+    const t = performance.now();
+    await work();
+    await sleep(SETTLE_MS);
+    return { used: cpuBetween(before, readCpu(groups)), ms: performance.now() - t };
+  };
+  let next = 0;
+  const out = await alternate(CPU_ROUNDS, {
+    idle: () => measure(async () => undefined),
+    'pool hits': () =>
+      measure(async () => {
+        for (let i = 0; i < CPU_CLAIMS; i++) {
+          const r = await claimOnce(next++, 'cpu');
+          if (r.outcome !== 'pool') throw new Error(`CPU claim ${next}: ${r.outcome}`);
+        }
+      }),
+    floor: () =>
+      measure(async () => {
+        for (let i = 0; i < CPU_CLAIMS; i++) await floor.once(`cpu-${next++}`);
+      }),
+  });
+  // Per unit of work, less what the same time costs idle (the dev server ticks on its own).
+  const perUnit = (m: { used: CpuReading; ms: number }, idle: { used: CpuReading; ms: number }) =>
+    (Math.max(0, sumOf(m.used, names) - (sumOf(idle.used, names) * m.ms) / idle.ms) * 1000) /
+    CPU_CLAIMS;
+  const hit = out['pool hits']!.map((m, r) => perUnit(m, out.idle![r]!));
+  const fl = out.floor!.map((m, r) => perUnit(m, out.idle![r]!));
+  const ratio = spread(hit.map((h, r) => h / Math.max(1e-9, fl[r]!)));
+  const split = (m: { used: CpuReading }) =>
+    names.map((n) => `${n} ${(((m.used[n] ?? 0) * 1000) / CPU_CLAIMS).toFixed(1)}`).join(', ');
+  console.log(
+    `orchestration CPU (Temporal + PostgreSQL + worker, API and bench), ${CPU_CLAIMS} sequential each, idle subtracted:`,
+  );
+  console.log(
+    `  per pool hit ${showSpread(spread(hit), 1, ' ms')} (last round, before idle: ${split(out['pool hits']!.at(-1)!)} ms)`,
+  );
+  console.log(
+    `  per floor workflow ${showSpread(spread(fl), 1, ' ms')} (last round: ${split(out.floor!.at(-1)!)} ms)`,
+  );
+  console.log(
+    `  pool hit / floor: ${showSpread(ratio)} (target ≤ 2: ${ratio.median <= 2 ? 'met' : 'MISSED'}); ` +
+      `idle ${showSpread(spread(out.idle!.map((m) => (sumOf(m.used, names) * 1000) / (m.ms / 1000))), 0, ' ms')} CPU per second`,
+  );
+}
+
 /** The p-quantile of `ms`. */
 const q = (ms: number[], p: number) => {
   const sorted = [...ms].sort((a, b) => a - b);
@@ -149,7 +222,7 @@ async function claims(): Promise<void> {
       POOL__VOLUMES_BACKUP__VOLUME_BACKUP_TYPES: 'sas',
       POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_MORE: 'Debian8 64bit',
       POOL__VOLUMES_BACKUP__VOLUME_BACKUP_OS_LESS: '',
-      POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(N + 10),
+      POOL__VOLUMES_BACKUP__BACKUP_NUMS_MORE: String(N + 10 + CPU_ROUNDS * CPU_CLAIMS),
       POOL__VOLUMES_BACKUP__AVAILABILITY_ZONES: ZONE,
       POOL__VOLUMES_BACKUP__CREATE_VOLUME_TIME_INTERVAL_SECOND: '0',
       POOL__VOLUMES_BACKUP__POLL_INTERVAL_SECOND: '0.2',
@@ -255,6 +328,7 @@ async function claims(): Promise<void> {
         answeredAt: Date.now(),
       });
     }
+    await cpuPerPoolHit(client, claimOnce, floor);
     // Empty what is left so every following claim falls back to plain creation.
     await wipePool(db);
     const created: number[] = [];
