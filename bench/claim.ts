@@ -235,6 +235,10 @@ async function claims(): Promise<void> {
   const db = createDb(config.databaseUrl, 10);
   await wipePool(db);
   const cinder = cinderFromConfig(config);
+  // Room in the pool's own project for the stock and the bare volumes beside what it holds.
+  const own = await cinder.projectId();
+  const volumes = ((await cinder.getQuotaUsage(own)).volumes?.inUse ?? 0) + 3 * N + 100;
+  await cinder.updateQuota(own, { volumes, gigabytes: 10 * volumes });
   const client = await connectClient(config);
   const worker = await startWorker(config, db, { cinder, temporal: client });
   const api = buildApi({ config, db, temporal: client });
