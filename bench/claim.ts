@@ -1,10 +1,14 @@
 /**
  * `npm run bench:claim`: claim latency through the API (median and p99) for pool hits and for
- * plain creations, and two peers in the same run: the bare Cinder calls a pool hit needs
- * (transfer + accept + rename), and Temporal's floor (the claim's workflow shape with no work in
- * it, ./floor). Claims run one after another so each measures the path, not the queue. Needs
- * the stack. BENCH_AUTH=keystone compares pool hits in Keystone mode with noauth ones instead
- * (keystoneVsNoauth below).
+ * plain creations, and two peers in the same run: the bare Cinder calls a pool hit needs (the
+ * name lookup beside the transfer's create, then accept and rename: the seed's sequence without
+ * orchestration), and Temporal's floor (the claim's workflow shape with no work in it, ./floor).
+ * Claims run one after another so each measures the path, not the queue, interleaved claim by
+ * claim with both peers; the figures are also given per round (BENCH_ROUNDS, 3) as a median and
+ * its spread. Then the orchestration CPU of a pool hit against a floor workflow's, from /proc
+ * (cpuPerPoolHit). BENCH_CPUS=split runs the cloud on its own CPU (bench/support/stack-cpus.ts).
+ * Needs the stack. BENCH_AUTH=keystone compares pool hits in Keystone mode with noauth ones
+ * instead (keystoneVsNoauth below).
  *
  * Zones: the pool serves one, the stack configuration's default zone (az-1 of config/pool.ini),
  * where every claim goes (none names a zone); the bare volumes are made there too, from that
@@ -279,7 +283,7 @@ async function claims(): Promise<void> {
       };
     };
 
-    // The bare Cinder calls of a pool hit (transfer + accept + rename), without Temporal or the
+    // The bare Cinder calls of a pool hit (lookup ‖ transfer, accept, rename), without Temporal or the
     // database, on volumes made the same way; run alternately with the claims so both see the
     // same machine and the same Cinder: in the claims' zone, from its current snapshot.
     const zone = config.pool.defaultZone;
@@ -320,7 +324,11 @@ async function claims(): Promise<void> {
       claimsSent.push(r.sent);
       const v = vols[i] as (typeof vols)[number];
       const t = performance.now();
-      const tr = await cinder.createTransfer(v.id, 'bench');
+      // The name lookup a claim makes (idempotency), beside the transfer's create as it does.
+      const [tr] = await Promise.all([
+        cinder.createTransfer(v.id, 'bench'),
+        tenantClient.listVolumes({ name: `${tag}-bare-renamed` }),
+      ]);
       await tenantClient.acceptTransfer(tr.id, tr.authKey);
       await tenantClient.updateVolume(v.id, { name: `${tag}-bare-renamed`, metadata: {} });
       bare.push(performance.now() - t);
@@ -345,7 +353,7 @@ async function claims(): Promise<void> {
 
     console.log(`claim via API, outcome pool:    ${stats(pool)}`);
     console.log(`claim via API, outcome created: ${stats(created)}`);
-    console.log(`bare Cinder transfer + accept + rename: ${stats(bare)}`);
+    console.log(`bare Cinder lookup ‖ transfer, accept, rename: ${stats(bare)}`);
     console.log(
       `pool hit / bare calls: p50 ${(q(pool, 0.5) / q(bare, 0.5)).toFixed(2)}x, ` +
         `p99 ${(q(pool, 0.99) / q(bare, 0.99)).toFixed(2)}x`,
