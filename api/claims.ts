@@ -197,6 +197,8 @@ async function deliveredWithin(
     if ('result' in outcome) return { result: outcome.result };
     throw outcome.err;
   } catch (err) {
+    // startOrJoin found the claim started with another body: a 409, not a lost update.
+    if (err instanceof BodyMismatch) throw err;
     // Ended before this request, or while it waited (terminated): answered from its close.
     if (err instanceof WorkflowExecutionAlreadyStartedError || err instanceof WorkflowNotFoundError)
       return { closed: true };
