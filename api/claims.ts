@@ -4,9 +4,14 @@
  * (the workflow's bookkeeping goes on after the answer), else 202 with Location. The same requestId with a
  * different body is a 409 (the body's hash is the workflow's memo). GET reads the workflow:
  * a query while it runs, its result or failure once closed. Temporal unreachable → 503.
+ *
+ * Backpressure (lib/temporal/backlog.ts): a 202, and a GET of a running claim, carry a
+ * Retry-After from the task queue's backlog and dispatch rate. While the backlog is above
+ * `[api] max_claim_backlog`, a new claim (no workflow of its requestId yet) is refused 429 before
+ * anything starts; a claim already started is never refused, it is joined as always.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import {
   WithStartWorkflowOperation,
@@ -27,6 +32,12 @@ import type { ApiMetrics } from './metrics';
 import { v1Errors } from './schemas';
 import { withTimeout } from './timeout';
 import { historyUrl } from '../lib/temporal/workflows';
+import {
+  UNKNOWN_RETRY_SECONDS,
+  retryAfterSeconds,
+  type BacklogProbe,
+  type BacklogStats,
+} from '../lib/temporal/backlog';
 import { claimVolumeWorkflow } from '../workflows/claim';
 import {
   CLAIM_FAILURES,
@@ -100,6 +111,13 @@ export const claimReply = {
 } as const;
 
 const ref = (id: string, description: string) => ({ $ref: `${id}#`, description });
+
+const retryAfterHeader = {
+  type: 'integer',
+  minimum: 1,
+  description:
+    "Seconds to wait before asking again, from the task queue's backlog and dispatch rate (1–60).",
+} as const;
 
 /** The body as validated: the schema above is its only definition. */
 type ClaimBody = FromSchema<typeof claimBody>;
@@ -197,6 +215,8 @@ async function deliveredWithin(
     if ('result' in outcome) return { result: outcome.result };
     throw outcome.err;
   } catch (err) {
+    // startOrJoin found the claim started with another body: a 409, not a lost update.
+    if (err instanceof BodyMismatch) throw err;
     // Ended before this request, or while it waited (terminated): answered from its close.
     if (err instanceof WorkflowExecutionAlreadyStartedError || err instanceof WorkflowNotFoundError)
       return { closed: true };
@@ -315,11 +335,14 @@ export function registerClaimRoutes(
     temporal: Client;
     metrics: ApiMetrics;
     db: Db;
+    /** The claim task queue's backlog (one per process: its reads are shared). */
+    backlog: BacklogProbe;
     /** Aborted when the server begins to close (its preClose hook). */
     closing: AbortSignal;
   },
 ): void {
   const { config, temporal, metrics } = deps;
+  const maxBacklog = config.api.maxClaimBacklog;
   const claimLog = new ClaimLog(deps.db);
   const location = (requestId: string) => `/v1/claims/${encodeURIComponent(requestId)}`;
   const knownOs = [...new Set(config.pool.targets.map((t) => t.os))];
@@ -328,6 +351,33 @@ export function registerClaimRoutes(
   const serviceUnavailable = (reply: FastifyReply, err: TemporalDown) =>
     reply.status(503).send({ error: err.message });
 
+  /**
+   * The queue's backlog as last read (a second or so old, one read shared by every request), or
+   * null when Temporal did not say (the probe gives up after a second): then nobody is refused
+   * for it, and a Retry-After is the default. A failed read is shared too: logged once.
+   */
+  let lastFailure: unknown;
+  const backlogNow = (req: FastifyRequest) =>
+    deps.backlog.get().catch((err: unknown) => {
+      if (err !== lastFailure) req.log.warn({ err }, 'task queue backlog unknown');
+      lastFailure = err;
+      return null;
+    });
+  /** When a running claim is worth asking about again: once the backlog has been dispatched. */
+  const pollAfter = (s: BacklogStats | null) =>
+    String(s ? retryAfterSeconds(s.count, s.dispatchPerSecond) : UNKNOWN_RETRY_SECONDS);
+
+  /** Whether the claim's workflow exists (running or closed): a retry, never refused. */
+  const started = async (workflowId: string) => {
+    try {
+      await bounded(temporal.workflow.getHandle(workflowId).describe());
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  };
+
   app.post<{ Body: ClaimBody }>(
     '/v1/claims',
     {
@@ -335,12 +385,32 @@ export function registerClaimRoutes(
         body: claimBody,
         response: {
           201: ref('ClaimReply', 'The tenant has the volume (Location: the claim).'),
-          202: ref('ClaimReply', 'Still running: poll Location (GET /v1/claims/{requestId}).'),
+          202: {
+            ...ref(
+              'ClaimReply',
+              'Still running: poll Location (GET /v1/claims/{requestId}) after Retry-After.',
+            ),
+            headers: { 'Retry-After': retryAfterHeader },
+          },
           400: ref('Error', 'A bad request body (the error names the field).'),
           409: ref('Error', 'This requestId was used with a different body.'),
           422: ref('ClaimReply', 'The claim failed; `error` says why.'),
           503: ref('Error', 'Temporal did not answer: retry with the same requestId.'),
           ...v1Errors,
+          429: {
+            ...ref(
+              'Error',
+              "Over this API key's request limit, or (`[api] max_claim_backlog`) too many claims wait for a worker: this new claim was not started. Retry with the same requestId after Retry-After; a claim already started is never refused.",
+            ),
+            headers: {
+              'Retry-After': {
+                type: 'integer',
+                minimum: 1,
+                description:
+                  "Seconds until a retry may be admitted: the key's limit resets, or (1–60) the backlog is expected back at the bound.",
+              },
+            },
+          },
         },
       },
     },
@@ -432,14 +502,29 @@ export function registerClaimRoutes(
           .status(201)
           .send({ requestId: b.requestId, status: 'completed', ...result });
       };
-      const running = () => {
+      const running = async () => {
         metrics.claims.inc({ outcome: 'running', status: '202' });
         return reply
           .header('Location', location(b.requestId))
+          .header('Retry-After', pollAfter(await backlogNow(req)))
           .status(202)
           .send({ requestId: b.requestId, status: 'running' });
       };
       try {
+        // Admission: only past the bound does it cost a call (is this claim already started?).
+        if (maxBacklog > 0) {
+          const s = await backlogNow(req);
+          if (s && s.count > maxBacklog && !(await started(workflowId))) {
+            metrics.claims.inc({ outcome: 'refused_backlog', status: '429' });
+            const after = retryAfterSeconds(s.count - maxBacklog, s.dispatchPerSecond);
+            return reply
+              .header('Retry-After', String(after))
+              .status(429)
+              .send({
+                error: `claim backlog: about ${s.count} claims wait for a worker, more than max_claim_backlog ${maxBacklog}; this claim was not started: retry with the same requestId in ${after} s`,
+              });
+          }
+        }
         const early = await deliveredWithin(
           temporal,
           startOptions,
@@ -448,7 +533,7 @@ export function registerClaimRoutes(
           deps.closing,
         );
         if (early.result) return answered(early.result);
-        if (!early.closed) return running();
+        if (!early.closed) return await running();
         // A claim that ended before: its outcome (the same body's) is the answer.
         const handle = temporal.workflow.getHandle<typeof claimVolumeWorkflow>(workflowId);
         assertSameBody((await bounded(handle.describe())).memo, bodyHash, b.requestId);
@@ -480,7 +565,10 @@ export function registerClaimRoutes(
           },
         },
         response: {
-          200: ref('ClaimReply', 'The claim: running (its step), completed or failed.'),
+          200: ref(
+            'ClaimReply',
+            'The claim: running (its step; a Retry-After header says when to ask again), completed or failed.',
+          ),
           400: ref('Error', 'A malformed requestId.'),
           404: ref('Error', 'No claim with this requestId.'),
           503: ref('Error', 'Temporal did not answer.'),
@@ -501,6 +589,7 @@ export function registerClaimRoutes(
           historyUrl: historyUrl(config.temporal, desc.workflowId),
         };
         if (desc.status.name === 'RUNNING') {
+          const backlog = backlogNow(req); // meanwhile
           // The step comes from a query, which needs a worker; that it runs comes from the
           // server. No worker answering (restarting, all busy) is still "running".
           const s: ClaimStatus | null = await bounded(handle.query(claimStatusQuery), 3000).catch(
@@ -509,6 +598,7 @@ export function registerClaimRoutes(
               return null;
             },
           );
+          void reply.header('Retry-After', pollAfter(await backlog));
           return s
             ? { ...base, status: 'running', ...s }
             : { ...base, status: 'running', step: null, note: 'no worker answered the query yet' };

@@ -118,7 +118,7 @@ export function createMetrics(config: AppConfig, db: Db): ApiMetrics {
 
   const claims = new Counter({
     name: 'warmpool_claims_total',
-    help: 'Claims answered by this API, by outcome (pool, created, existing, failed, running) and HTTP status.',
+    help: 'Claims answered by this API, by outcome (pool, created, existing, failed, running; refused_backlog: a new claim refused 429 past [api] max_claim_backlog) and HTTP status.',
     labelNames: ['outcome', 'status'],
     registers: [registry],
   });

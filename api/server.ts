@@ -12,6 +12,7 @@ import type { Client } from '@temporalio/client';
 import type { AppConfig } from '../lib/config/load';
 import type { Db } from '../lib/pool-state/db';
 import { currentLevels } from '../lib/pool-state/levels';
+import { backlogProbe } from '../lib/temporal/backlog';
 import { timingSafeEqual } from 'node:crypto';
 import { claimReply, registerClaimRoutes } from './claims';
 import { registerDashboardData, registerDashboardPage } from './dashboard';
@@ -79,6 +80,8 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
   registerOpenApi(app, { metricsKeyed: deps.config.api.metricsKey !== undefined });
 
   const metrics = createMetrics(deps.config, deps.db);
+  // The claim queue's backlog, read at most once a second for all requests (Retry-After, 429).
+  const backlog = backlogProbe(deps.temporal, deps.config, { timeoutMs: 1000 });
   // Closing (SIGTERM): waiting claims are answered 202 at once, then in-flight requests finish.
   const closing = new AbortController();
   // Every waiting claim listens for the close: a burst is hundreds, none of them a leak.
@@ -151,7 +154,7 @@ export function buildApi(deps: ApiDeps, opts: { logger?: boolean } = {}): Fastif
     void api.register(async (v1) => {
       v1.addHook('onRequest', bearerCheck(deps.config.api.apiKeys, 'API key'));
       await registerKeyRateLimit(v1, deps.config); // after the key check: known keys only
-      registerClaimRoutes(v1, { ...deps, metrics, closing: closing.signal });
+      registerClaimRoutes(v1, { ...deps, metrics, backlog, closing: closing.signal });
       registerDashboardData(v1, deps);
       v1.get(
         '/v1/pool',

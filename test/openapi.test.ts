@@ -2,7 +2,8 @@
  * The API's published contract (GET /openapi.json) against its real answers, on the real stack:
  * every route is in the document, /v1 routes carry the bearer scheme, and every answer — a claim
  * by plain creation and one from the pool, its status, 202 and its polls, the pool, the
- * dashboard data, health, readiness, metrics, and the errors (400, 401, 404, 409, 429, 503) —
+ * dashboard data, health, readiness, metrics, and the errors (400, 401, 404, 409, 429 for the
+ * key's limit and for the task queue's backlog, 503) —
  * has its status code documented, its documented headers, and a body that validates against the
  * documented schema.
  */
@@ -15,7 +16,8 @@ import addFormats from 'ajv-formats';
 import { buildApi } from '../api/server';
 import { fillPoolWorkflow } from '../workflows';
 import { TENANT_PROJECTS } from '../scripts/stack/cloud';
-import { sleep, unique } from './support/env';
+import { sleep, unique, waitFor } from './support/env';
+import { readBacklog } from '../lib/temporal/backlog';
 import {
   closeStack,
   openStack,
@@ -275,6 +277,42 @@ describe('OpenAPI contract', () => {
     } finally {
       await strict.close();
       await deadApp.close();
+    }
+  });
+
+  test('a new claim refused for the task queue backlog (429, Retry-After) matches the document', async () => {
+    // A queue no worker polls, two workflow tasks waiting in it, and a bound of 1.
+    const { config: bounded } = testConfig({ POOL__API__MAX_CLAIM_BACKLOG: '1' });
+    const waiting = [unique('oa-waiting'), unique('oa-waiting')];
+    for (const workflowId of waiting)
+      await session.client.workflow.start('notPolledWorkflow', {
+        taskQueue: bounded.temporal.taskQueue,
+        workflowId,
+      });
+    const backlogged = buildApi({ config: bounded, db: session.db, temporal: session.client });
+    try {
+      const { namespace, taskQueue } = bounded.temporal;
+      await waitFor(
+        "the backlog in the queue's stats",
+        () => readBacklog(session.client.workflowService, namespace, taskQueue),
+        (s) => s.count >= 2,
+        30_000,
+        250,
+      );
+      const refused = await call('POST', '/v1/claims', '/v1/claims', {
+        headers: auth,
+        payload: claimBody(),
+        on: backlogged,
+      });
+      assert.equal(refused.statusCode, 429, refused.body);
+      assert.match(refused.json().error, /^claim backlog: /);
+    } finally {
+      await backlogged.close();
+      for (const workflowId of waiting)
+        await session.client.workflow
+          .getHandle(workflowId)
+          .terminate('test cleanup')
+          .catch(() => undefined);
     }
   });
 

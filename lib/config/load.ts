@@ -132,6 +132,8 @@ export interface AppConfig {
     metricsCacheMs: number;
     /** Requests per API key per window on /v1; max 0: no limit. */
     rateLimit: { max: number; windowMs: number };
+    /** A new claim is refused while the task queue's backlog is above this; 0: never. */
+    maxClaimBacklog: number;
   };
   /** Where the values came from, for error messages and `pool config`. */
   source: string;
@@ -517,6 +519,7 @@ export function loadConfig(opts: LoadOptions = {}): AppConfig {
       metricsKey: v.metricsKey || undefined,
       metricsCacheMs: v.metricsCacheSeconds * 1000,
       rateLimit: { max: v.rateLimitMax, windowMs: Math.round(v.rateLimitWindowSeconds * 1000) },
+      maxClaimBacklog: v.maxClaimBacklog,
     },
     source,
   };

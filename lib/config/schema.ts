@@ -494,6 +494,12 @@ export const KEYS = {
     schema: num(0),
     default: '5',
   },
+  /**
+   * Admission control: while more workflow tasks than this wait in the task queue (its
+   * approximate backlog), a new claim is refused (429 + Retry-After) before it starts; a claim
+   * already started is never refused. 0: off.
+   */
+  maxClaimBacklog: { section: 'api', key: 'max_claim_backlog', schema: int(0), default: '500' },
   /** Requests per API key per window on /v1 (429 past it); 0: no limit. */
   rateLimitMax: { section: 'api', key: 'rate_limit_max', schema: int(0), default: '6000' },
   rateLimitWindowSeconds: {
