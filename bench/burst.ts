@@ -489,8 +489,13 @@ async function run(workers: number): Promise<void> {
   const tag = `burst${process.pid}w${workers}`;
   const { config, env } = benchConfig(tag, REFILL_INTERVAL);
   const db = createDb(config.databaseUrl, 10);
-  // The bare peer: no bound on calls in flight, every sequence at once.
-  const cinder = cinderFromConfig(config, { maxConcurrentCalls: Infinity, timeoutMs: 120_000 });
+  // The bare peer: every sequence at once, with as many Cinder calls in flight as the claims
+  // get (each worker process's max_concurrent_calls): unbounded, a burst of 1,000 resets
+  // cinder-api's connections.
+  const bareCalls = Number(
+    process.env.BENCH_BARE_CALLS ?? workers * config.auth.maxConcurrentCalls,
+  );
+  const cinder = cinderFromConfig(config, { maxConcurrentCalls: bareCalls, timeoutMs: 120_000 });
   const client = await connectClient(config);
   await wipePool(db);
   // Room for this burst beside what the tenants hold already (other runs' volumes), and for
@@ -516,7 +521,9 @@ async function run(workers: number): Promise<void> {
     `\n== ${workers} worker process(es), ${N} claims (stock for ${hitsPlanned}), refill interval ` +
       `${REFILL_INTERVAL} s, zones served: ${config.pool.zones.join(', ') || 'none'} (claims in ` +
       `${zoneLabel(config.pool.defaultZone)}); ${ROUNDS} alternating round(s)` +
-      (PEERS ? ' of claims, bare sequences with lookup, floor workflows' : ' of claims only'),
+      (PEERS
+        ? ` of claims, bare sequences with lookup (${bareCalls} Cinder calls in flight), floor workflows`
+        : ' of claims only'),
   );
   try {
     const steps: Record<string, (round: number) => Promise<ClaimRound | PeerRound>> = {
@@ -756,7 +763,8 @@ async function bareBurst(
     await fn();
     return performance.now() - t;
   };
-  const ms = await Promise.all([
+  // Every sequence ends (settled) before the volumes go, even when one failed.
+  const settled = await Promise.allSettled([
     ...vols.map((v, i) =>
       timed(async () => {
         const tenant = cinder.asProject(TENANTS[i % TENANTS.length] as string, TENANT_USER);
@@ -788,6 +796,18 @@ async function bareBurst(
   ]);
   const wall = performance.now() - started;
   const cpu = cpuBetween(before, readCpu(groups));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    // Made, or made and not yet transferred: none is left behind.
+    await eachLimited(made, 16, (m) => m.client.deleteVolume(m.id).catch(() => undefined));
+    await eachLimited(vols, 16, async (v) => {
+      for (const t of await cinder.listTransfers({ volumeId: v.id }).catch(() => []))
+        await cinder.deleteTransfer(t.id).catch(() => undefined);
+      await cinder.deleteVolume(v.id).catch(() => undefined);
+    });
+    throw failed.reason;
+  }
+  const ms = settled.map((r) => (r as PromiseFulfilledResult<number>).value);
   console.log(
     `bare + lookup: ${N} sequences at once in ${(wall / 1000).toFixed(2)} s, ${describe(ms)} ` +
       `(transfer+accept+rename ${describe(ms.slice(0, hits))}; create+poll ${describe(ms.slice(hits))}); ` +
