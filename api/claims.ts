@@ -11,6 +11,7 @@
  * anything starts; a claim already started is never refused, it is joined as always.
  */
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
 import {
@@ -185,6 +186,9 @@ async function deliveredWithin(
 ): Promise<{ result?: ClaimResult; closed?: boolean }> {
   const began = Date.now();
   const stop = new AbortController();
+  // Each of the update's long polls (and their retries under load) listens on it until the
+  // request ends; Node would warn past 10.
+  setMaxListeners(0, stop.signal);
   const update = temporal
     .withAbortSignal(stop.signal, () =>
       temporal.workflow.executeUpdateWithStart(claimDeliveredUpdate, {
