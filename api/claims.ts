@@ -32,6 +32,7 @@ import { ClaimLog } from '../lib/pool-state/claim-log';
 import type { ApiMetrics } from './metrics';
 import { v1Errors } from './schemas';
 import { withTimeout } from './timeout';
+import { RecentStarts, STATS_LAG_MS } from './admission';
 import { historyUrl } from '../lib/temporal/workflows';
 import {
   UNKNOWN_RETRY_SECONDS,
@@ -347,6 +348,7 @@ export function registerClaimRoutes(
 ): void {
   const { config, temporal, metrics } = deps;
   const maxBacklog = config.api.maxClaimBacklog;
+  const recentStarts = new RecentStarts();
   const claimLog = new ClaimLog(deps.db);
   const location = (requestId: string) => `/v1/claims/${encodeURIComponent(requestId)}`;
   const knownOs = [...new Set(config.pool.targets.map((t) => t.os))];
@@ -516,16 +518,24 @@ export function registerClaimRoutes(
       };
       try {
         // Admission: only past the bound does it cost a call (is this claim already started?).
+        // What waits: the queue's backlog as the server last told it, plus the claims this
+        // process started since (the stats lag a burst by seconds: api/admission.ts).
         if (maxBacklog > 0) {
           const s = await backlogNow(req);
-          if (s && s.count > maxBacklog && !(await started(workflowId))) {
+          const queued = s?.count ?? 0;
+          const recent = recentStarts.count();
+          const waiting = queued + recent;
+          // Counted and taken in one step (no await between): a burst's requests, all past the
+          // same read of the stats, are admitted up to the bound and no further.
+          if (waiting < maxBacklog) recentStarts.add();
+          else if (!(await started(workflowId))) {
             metrics.claims.inc({ outcome: 'refused_backlog', status: '429' });
-            const after = retryAfterSeconds(s.count - maxBacklog, s.dispatchPerSecond);
+            const after = retryAfterSeconds(waiting - maxBacklog + 1, s?.dispatchPerSecond ?? 0);
             return reply
               .header('Retry-After', String(after))
               .status(429)
               .send({
-                error: `claim backlog: about ${s.count} claims wait for a worker, more than max_claim_backlog ${maxBacklog}; this claim was not started: retry with the same requestId in ${after} s`,
+                error: `claim backlog: about ${waiting} claims wait for a worker (${queued} queued in Temporal, ${recent} started by this API in the last ${STATS_LAG_MS / 1000} s), max_claim_backlog is ${maxBacklog}; this claim was not started: retry with the same requestId in ${after} s`,
               });
           }
         }
