@@ -5,7 +5,7 @@
  * the create delay this process sets is the one the stack's fake driver reads.
  */
 import { existsSync } from 'node:fs';
-import type { CinderClient } from '../../lib/cinder';
+import { CinderError, type CinderClient } from '../../lib/cinder';
 import { STACK_DIR } from '../../test/support/pool';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,13 +40,16 @@ export interface BareRun {
   available: number;
   /** Ended in a status other than available (error…). */
   failed: string[];
+  /** Polls Cinder answered with a transient error (5xx, unreachable): polled again. */
+  pollErrors: number;
 }
 
 /**
  * `concurrency` workers, each: create a volume from its item's snapshot in `zone`, GET it until it
  * leaves `creating` (at once, then every `pollMs`, as a pool volume's watch looks first and then
  * every poll interval), then the next item. The volumes are the admin project's, named
- * `${prefix}-<i>`, each in its item's zone.
+ * `${prefix}-<i>`, each in its item's zone. A poll Cinder answers with a transient error is
+ * counted and made again at the next interval (as a pool volume's watch is retried).
  */
 export async function bareLoop(opts: {
   cinder: CinderClient;
@@ -59,6 +62,7 @@ export async function bareLoop(opts: {
   const ids: string[] = [];
   const failed: string[] = [];
   let available = 0;
+  let pollErrors = 0;
   let next = 0;
   const started = performance.now();
   const worker = async () => {
@@ -73,7 +77,15 @@ export async function bareLoop(opts: {
       });
       ids.push(v.id);
       for (;;) {
-        const got = await cinder.getVolume(v.id);
+        const got = await cinder.getVolume(v.id).catch((err: unknown) => {
+          if (!(err instanceof CinderError && err.retryable)) throw err;
+          pollErrors++;
+          return null;
+        });
+        if (!got) {
+          await sleep(opts.pollMs);
+          continue;
+        }
         if (got.status === 'available') {
           available++;
           break;
@@ -87,7 +99,7 @@ export async function bareLoop(opts: {
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
-  return { wallMs: performance.now() - started, ids, available, failed };
+  return { wallMs: performance.now() - started, ids, available, failed, pollErrors };
 }
 
 /** Deletes volumes, `concurrency` at a time; one already gone is fine. */
