@@ -21,8 +21,10 @@
  * (`block_device_allocate_retries_interval`), and nova-client polls a server every 250 ms: both
  * are part of what a caller waits.
  *
- * Run it under the stack's lock when the stack is shared; STACK_DIR must be the running stack's
- * (bench/fill/cinder.ts). BENCH_CPUS=shared|split places the processes.
+ * A call Nova or Cinder refuses with 401 (a token revoked meanwhile: the stack is shared) is made
+ * again once after a new login, and counted. Run it under the stack's lock when the stack is
+ * shared; STACK_DIR must be the running stack's (bench/fill/cinder.ts). BENCH_CPUS=shared|split
+ * places the processes.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../lib/config/load';
@@ -38,6 +40,7 @@ import { alternate, roundCount, showSpread, spread } from './support/rounds';
 import { placeProcesses } from './support/stack-cpus';
 import { checkStackDir, ensureQuotaRoom } from './fill/cinder';
 import {
+  KeystoneUser,
   claimThroughApi,
   deleteVolumeAndWait,
   volumeAttachments,
@@ -71,16 +74,16 @@ interface PoolRun {
 class Leftovers {
   private servers: (() => Promise<void>)[] = [];
   private volumes: (() => Promise<void>)[] = [];
-  server(s: nova.Session, id: string) {
+  server(u: KeystoneUser, id: string) {
     this.servers.push(async () => {
       // The volumes Nova made for it (the bare path) go after it.
-      const server = await nova.getServer(s, id);
-      for (const v of server?.['os-extended-volumes:volumes_attached'] ?? []) this.volume(s, v.id);
-      await nova.deleteServer(s, id);
+      const server = await u.call((s) => nova.getServer(s, id));
+      for (const v of server?.['os-extended-volumes:volumes_attached'] ?? []) this.volume(u, v.id);
+      await u.call((s) => nova.deleteServer(s, id));
     });
   }
-  volume(s: nova.Session, id: string) {
-    this.volumes.push(() => deleteVolumeAndWait(s, id));
+  volume(u: KeystoneUser, id: string) {
+    this.volumes.push(() => u.call((s) => deleteVolumeAndWait(s, id)));
   }
   /** Undoes everything; what failed, in words. */
   async clean(): Promise<string[]> {
@@ -97,13 +100,13 @@ class Leftovers {
 
 /** Until Cinder shows `volumeId` in-use, attached to `serverId` (a few seconds at most). */
 async function attachedTo(
-  s: nova.Session,
+  u: KeystoneUser,
   volumeId: string,
   serverId: string,
 ): Promise<{ status: string; zone: string; servers: string[]; waitedMs: number }> {
   const t = performance.now();
   for (;;) {
-    const v = await volumeAttachments(s, volumeId);
+    const v = await u.call((s) => volumeAttachments(s, volumeId));
     if (!v) throw new Error(`volume ${volumeId} is gone`);
     if ((v.status === 'in-use' && v.servers.includes(serverId)) || since(t) > 10_000)
       return { ...v, waitedMs: since(t) };
@@ -166,8 +169,10 @@ async function bench(): Promise<void> {
     },
   });
   const password = nova.stackUsersPassword();
-  const tenant = await nova.login(TENANT.user, TENANT.project, password);
-  const owner = await nova.login(SNAPSHOT_OWNER, SNAPSHOT_OWNER, password);
+  const tenantUser = new KeystoneUser(TENANT.user, TENANT.project, password);
+  const ownerUser = new KeystoneUser(SNAPSHOT_OWNER, SNAPSHOT_OWNER, password);
+  const tenant = await tenantUser.login();
+  const owner = await ownerUser.login();
   const flavorRef = await nova.flavorId(tenant, NOVA_FLAVOR);
   const snapshots = await zoneSnapshots(owner, config.pool.snapshotNameRule, OS, TYPE, ZONES);
   for (const zone of ZONES)
@@ -225,22 +230,21 @@ async function bench(): Promise<void> {
         availabilityZone: zone,
       });
       const claimMs = since(t);
-      leftovers.volume(tenant, claim.volumeId);
+      leftovers.volume(tenantUser, claim.volumeId);
       if (claim.outcome !== 'pool') throw new Error(`${requestId}: outcome ${claim.outcome}`);
       if (claim.availabilityZone !== zone || !claim.blockDeviceMapping)
         throw new Error(`${requestId}: zone ${claim.availabilityZone}, no mapping`);
-      const serverId = await nova.createServer(tenant, {
-        name: requestId,
-        flavorRef,
-        zone,
-        blockDevices: [{ ...claim.blockDeviceMapping }],
-      });
-      leftovers.server(tenant, serverId);
-      const server = await nova.waitActive(tenant, serverId);
+      const mapping = claim.blockDeviceMapping;
+      const relogins = tenantUser.relogins;
+      const serverId = await tenantUser.call((s) =>
+        nova.createServer(s, { name: requestId, flavorRef, zone, blockDevices: [{ ...mapping }] }),
+      );
+      leftovers.server(tenantUser, serverId);
+      const server = await tenantUser.call((s) => nova.waitActive(s, serverId));
       const activeMs = since(t);
       // From Nova and from Cinder: the server runs in the zone on the claimed volume.
       const novaSees = (server['os-extended-volumes:volumes_attached'] ?? []).map((v) => v.id);
-      const cinderSees = await attachedTo(tenant, claim.volumeId, serverId);
+      const cinderSees = await attachedTo(tenantUser, claim.volumeId, serverId);
       const ok =
         server['OS-EXT-AZ:availability_zone'] === zone &&
         novaSees.includes(claim.volumeId) &&
@@ -253,7 +257,8 @@ async function bench(): Promise<void> {
           `${server['OS-EXT-AZ:availability_zone']}, Nova: volumes [${novaSees.join(', ')}], ` +
           `Cinder: ${claim.volumeId} ${cinderSees.status} in ${cinderSees.zone}, attached to ` +
           `[${cinderSees.servers.join(', ')}]` +
-          (cinderSees.waitedMs > 150 ? ` (after ${cinderSees.waitedMs.toFixed(0)} ms)` : ''),
+          (cinderSees.waitedMs > 150 ? ` (after ${cinderSees.waitedMs.toFixed(0)} ms)` : '') +
+          (tenantUser.relogins > relogins ? '; a 401 made the tenant log in again' : ''),
       );
       if (!ok) throw new Error(`${requestId}: the server is not on the claimed volume`);
       const failed = await leftovers.clean();
@@ -263,29 +268,33 @@ async function bench(): Promise<void> {
 
     const bareStep = async (delay: number, zone: string, r: number): Promise<number> => {
       const snap = snapshots.get(zone) as nova.Snapshot;
+      const relogins = ownerUser.relogins;
       const t = performance.now();
-      const serverId = await nova.createServer(owner, {
-        name: `${tag}-bare-d${delay}-${zone}-r${r}`,
-        flavorRef,
-        zone,
-        blockDevices: [
-          {
-            source_type: 'snapshot',
-            destination_type: 'volume',
-            uuid: snap.id,
-            volume_size: snap.size,
-            boot_index: 0,
-            delete_on_termination: false,
-          },
-        ],
-      });
-      leftovers.server(owner, serverId);
-      const server = await nova.waitActive(owner, serverId, 600_000);
+      const serverId = await ownerUser.call((s) =>
+        nova.createServer(s, {
+          name: `${tag}-bare-d${delay}-${zone}-r${r}`,
+          flavorRef,
+          zone,
+          blockDevices: [
+            {
+              source_type: 'snapshot',
+              destination_type: 'volume',
+              uuid: snap.id,
+              volume_size: snap.size,
+              boot_index: 0,
+              delete_on_termination: false,
+            },
+          ],
+        }),
+      );
+      leftovers.server(ownerUser, serverId);
+      const server = await ownerUser.call((s) => nova.waitActive(s, serverId, 600_000));
       const ms = since(t);
       const volumes = (server['os-extended-volumes:volumes_attached'] ?? []).map((v) => v.id);
       console.log(
         `  bare ${zone} r${r + 1}: snapshot → ACTIVE ${ms.toFixed(0)} ms; server in ` +
-          `${server['OS-EXT-AZ:availability_zone']}, volumes [${volumes.join(', ')}]`,
+          `${server['OS-EXT-AZ:availability_zone']}, volumes [${volumes.join(', ')}]` +
+          (ownerUser.relogins > relogins ? '; a 401 made the owner log in again' : ''),
       );
       if (server['OS-EXT-AZ:availability_zone'] !== zone)
         throw new Error(`bare server ${serverId} in ${server['OS-EXT-AZ:availability_zone']}`);
@@ -319,7 +328,10 @@ async function bench(): Promise<void> {
         : `${((ms[0] ?? NaN) / 1000).toFixed(2)} s`;
     const ratio = (v: number[]) =>
       v.length > 1 ? showSpread(spread(v)) : (v[0] ?? NaN).toFixed(2);
-    console.log(`\n== summary: median (min–max over the rounds)`);
+    console.log(
+      `\n== summary: median (min–max over the rounds); Keystone logins again after a 401: ` +
+        `tenant ${tenantUser.relogins}, ${SNAPSHOT_OWNER} ${ownerUser.relogins}`,
+    );
     for (const x of results) {
       const ratios = x.pool.map((p, i) => p.activeMs / (x.bare[i] as number));
       console.log(

@@ -8,9 +8,9 @@
  *   concurrency (that many workers, each: create a volume from the same snapshot in the same
  *   zone, GET it every poll interval until available, then the next; the same volumes in the same
  *   order; the worker's Cinder client and its bound on calls in flight), in alternating rounds
- *   (BENCH_ROUNDS, 3). Per round and as median + spread: the ratio
- *   fill / bare of wall time, volumes/s of each, Cinder calls per volume of each by kind, CPU per
- *   volume of the cloud, the orchestration and this process.
+ *   (BENCH_ROUNDS, 3). Per round and as median + spread: the ratio fill / bare of wall time,
+ *   volumes/s of each, Cinder calls per volume of each by kind, CPU per volume of the cloud, the
+ *   orchestration and this process.
  * - `delayed`: the same with a Ceph-like create delay (BENCH_FILL_DELAY_SECONDS, 30 s):
  *   BENCH_FILL_DELAYED_VOLUMES (200) volumes at BENCH_FILL_DELAYED_CONCURRENCY (50), polled every
  *   BENCH_FILL_DELAYED_POLL_SECONDS (2, the configuration's default); BENCH_FILL_DELAYED_ROUNDS (1)

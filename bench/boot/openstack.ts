@@ -11,6 +11,41 @@ import * as nova from '../../scripts/stack/nova-client';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * A Keystone user's session that logs in again when a call is refused with 401 (a token revoked
+ * meanwhile: on the shared stack other runs may change users), once per call. The session object
+ * keeps its identity: whoever holds it uses the new token from then on.
+ */
+export class KeystoneUser {
+  session!: nova.Session;
+  /** How many times a 401 made it log in again. */
+  relogins = 0;
+
+  constructor(
+    readonly user: string,
+    readonly project: string,
+    private readonly password: string,
+  ) {}
+
+  async login(): Promise<nova.Session> {
+    const fresh = await nova.login(this.user, this.project, this.password);
+    this.session = this.session ? Object.assign(this.session, fresh) : fresh;
+    return this.session;
+  }
+
+  /** `fn` with the session; refused with 401, once more after a new login. */
+  async call<T>(fn: (s: nova.Session) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.session);
+    } catch (err) {
+      if (!(err instanceof nova.OpenStackError && err.status === 401)) throw err;
+      this.relogins++;
+      await this.login();
+      return fn(this.session);
+    }
+  }
+}
+
+/**
  * The newest OS-image snapshot of (os, type) per zone among the session's project's snapshots:
  * the bootstrap makes one per zone under one name, told apart by the source volume's zone.
  */
@@ -43,7 +78,8 @@ export async function volumeAttachments(
     signal: AbortSignal.timeout(30_000),
   });
   if (res.status === 404) return null;
-  if (res.status !== 200) throw new Error(`GET volume ${id}: HTTP ${res.status}`);
+  if (res.status !== 200)
+    throw new nova.OpenStackError(`GET volume ${id}: HTTP ${res.status}`, res.status);
   const { volume } = (await res.json()) as {
     volume: { status: string; availability_zone: string; attachments: { server_id: string }[] };
   };
