@@ -37,7 +37,7 @@ import { NOVA_FLAVOR } from '../scripts/stack/cloud';
 import * as nova from '../scripts/stack/nova-client';
 import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 import { alternate, roundCount, showSpread, spread } from './support/rounds';
-import { placeProcesses } from './support/stack-cpus';
+import { runPlaced } from './support/stack-cpus';
 import { checkStackDir, ensureQuotaRoom } from './fill/cinder';
 import {
   KeystoneUser,
@@ -124,21 +124,7 @@ async function main(): Promise<void> {
         console.error(`[${e.level}] ${e.message}`, e.meta ?? '');
     }),
   });
-  const placement = placeProcesses();
-  console.log(placement.describe);
-  const abort = () => {
-    setCreateDelay(0);
-    placement.restore();
-    process.exit(130);
-  };
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
-  try {
-    await bench();
-  } finally {
-    setCreateDelay(0);
-    placement.restore();
-  }
+  await runPlaced(bench, () => setCreateDelay(0));
 }
 
 async function bench(): Promise<void> {
@@ -275,16 +261,7 @@ async function bench(): Promise<void> {
           name: `${tag}-bare-d${delay}-${zone}-r${r}`,
           flavorRef,
           zone,
-          blockDevices: [
-            {
-              source_type: 'snapshot',
-              destination_type: 'volume',
-              uuid: snap.id,
-              volume_size: snap.size,
-              boot_index: 0,
-              delete_on_termination: false,
-            },
-          ],
+          blockDevices: [nova.bootVolumeFromSnapshot(snap)],
         }),
       );
       leftovers.server(ownerUser, serverId);

@@ -54,7 +54,7 @@ import {
   queueWatch,
   startWorkers,
 } from './burst/watch';
-import { placeProcesses, stackProcesses, type StackProcess } from './support/stack-cpus';
+import { runPlaced, stackProcesses, type StackProcess } from './support/stack-cpus';
 import {
   cpuBetween,
   perUnit,
@@ -700,14 +700,10 @@ async function refillRuns(client: Client, config: AppConfig, since: Date): Promi
 
 async function main() {
   setCreateDelay(0);
-  const placement = placeProcesses();
-  console.log(placement.describe);
-  try {
+  await runPlaced(async () => {
     for (const workers of (process.env.BENCH_WORKERS ?? '1,2').split(',').map(Number))
       await run(workers);
-  } finally {
-    placement.restore();
-  }
+  });
 }
 
 main().catch((err) => {

@@ -26,7 +26,7 @@ import { TENANT_PROJECTS, TENANT_USER } from '../scripts/stack/cloud';
 import { STACK_DIR, setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 import { FaultProxy } from '../test/support/fault-proxy';
 import { startFloor } from './floor';
-import { placeProcesses, stackProcesses } from './support/stack-cpus';
+import { runPlaced, stackProcesses } from './support/stack-cpus';
 import { alternate, roundCount, showSpread, spread } from './support/rounds';
 import { cpuBetween, readCpu, sumOf, type CpuGroups, type CpuReading } from './support/cpu-time';
 import { claimWorkflowId } from '../contracts/claim';
@@ -209,13 +209,8 @@ function byRound(pool: number[], bare: number[], floorMs: number[], rounds: numb
 
 async function main(): Promise<void> {
   setCreateDelay(0);
-  const placement = placeProcesses();
-  console.log(placement.describe);
-  try {
-    await claims();
-  } finally {
-    placement.restore();
-  }
+  // BENCH_CREATE_DELAY is set mid-run: back to 0 however the bench ends.
+  await runPlaced(claims, () => setCreateDelay(0));
 }
 
 async function claims(): Promise<void> {
@@ -539,14 +534,7 @@ async function keystoneVsNoauth(): Promise<void> {
   await db.end();
 }
 
-(process.env.BENCH_AUTH === 'keystone'
-  ? (() => {
-      const placement = placeProcesses();
-      console.log(placement.describe);
-      return keystoneVsNoauth().finally(() => placement.restore());
-    })()
-  : main()
-).catch((err) => {
+(process.env.BENCH_AUTH === 'keystone' ? runPlaced(keystoneVsNoauth) : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

@@ -41,7 +41,7 @@ import { connectClient } from '../lib/temporal/connect';
 import { fillPoolWorkflow } from '../workflows';
 import { setCreateDelay, startWorker, wipePool } from '../test/support/pool';
 import { alternate, roundCount, showSpread, spread } from './support/rounds';
-import { placeProcesses, stackProcesses } from './support/stack-cpus';
+import { runPlaced, stackProcesses } from './support/stack-cpus';
 import { cpuBetween, perUnit, readCpu, type CpuGroups, type CpuReading } from './support/cpu-time';
 import {
   CallCounter,
@@ -432,44 +432,35 @@ async function main(): Promise<void> {
   checkStackDir();
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const modes = fillModes(process.env.BENCH_FILL, MODES, ['scale', 'delayed']);
-  const placement = placeProcesses();
-  console.log(placement.describe);
   // Ctrl-C or a kill: neither the create delay nor the pinning may stay behind on the stack.
-  const abort = () => {
-    setCreateDelay(0);
-    placement.restore();
-    process.exit(130);
-  };
-  process.once('SIGINT', abort);
-  process.once('SIGTERM', abort);
-  try {
-    for (const mode of modes) {
-      if (mode === 'scale')
-        await fillVsBare({
-          name: 'scale',
-          zones: [ZONE].filter(Boolean),
-          volumes: numberEnv('BENCH_FILL_VOLUMES', 500),
-          concurrency: numberEnv('BENCH_FILL_CONCURRENCY', 8),
-          pollSeconds: numberEnv('BENCH_FILL_POLL_SECONDS', 0.5),
-          delaySeconds: 0,
-          rounds: roundCount(),
-        });
-      else if (mode === 'delayed')
-        await fillVsBare({
-          name: 'delayed',
-          zones: list(process.env.BENCH_FILL_DELAYED_ZONES) ?? STACK_CONFIG.pool.zones,
-          volumes: numberEnv('BENCH_FILL_DELAYED_VOLUMES', 200),
-          concurrency: numberEnv('BENCH_FILL_DELAYED_CONCURRENCY', 50),
-          pollSeconds: numberEnv('BENCH_FILL_DELAYED_POLL_SECONDS', 2),
-          delaySeconds: numberEnv('BENCH_FILL_DELAY_SECONDS', 30),
-          rounds: roundCount({ BENCH_ROUNDS: process.env.BENCH_FILL_DELAYED_ROUNDS }, 1),
-        });
-      else await intervals();
-    }
-  } finally {
-    setCreateDelay(0);
-    placement.restore();
-  }
+  await runPlaced(
+    async () => {
+      for (const mode of modes) {
+        if (mode === 'scale')
+          await fillVsBare({
+            name: 'scale',
+            zones: [ZONE].filter(Boolean),
+            volumes: numberEnv('BENCH_FILL_VOLUMES', 500),
+            concurrency: numberEnv('BENCH_FILL_CONCURRENCY', 8),
+            pollSeconds: numberEnv('BENCH_FILL_POLL_SECONDS', 0.5),
+            delaySeconds: 0,
+            rounds: roundCount(),
+          });
+        else if (mode === 'delayed')
+          await fillVsBare({
+            name: 'delayed',
+            zones: list(process.env.BENCH_FILL_DELAYED_ZONES) ?? STACK_CONFIG.pool.zones,
+            volumes: numberEnv('BENCH_FILL_DELAYED_VOLUMES', 200),
+            concurrency: numberEnv('BENCH_FILL_DELAYED_CONCURRENCY', 50),
+            pollSeconds: numberEnv('BENCH_FILL_DELAYED_POLL_SECONDS', 2),
+            delaySeconds: numberEnv('BENCH_FILL_DELAY_SECONDS', 30),
+            rounds: roundCount({ BENCH_ROUNDS: process.env.BENCH_FILL_DELAYED_ROUNDS }, 1),
+          });
+        else await intervals();
+      }
+    },
+    () => setCreateDelay(0),
+  );
 }
 
 main().catch((err) => {

@@ -262,16 +262,7 @@ async function bootVms(run: string): Promise<void> {
             name: `demo-nopool-${run}-${r.zone}`,
             flavorRef,
             zone: r.zone,
-            blockDevices: [
-              {
-                source_type: 'snapshot',
-                destination_type: 'volume',
-                uuid: snap.id,
-                volume_size: snap.size,
-                boot_index: 0,
-                delete_on_termination: false,
-              },
-            ],
+            blockDevices: [nova.bootVolumeFromSnapshot(snap)],
           });
           cleanup.push({
             what: `server ${serverId} and its volume`,

@@ -96,3 +96,33 @@ export function placeProcesses(mode: CpuMode = cpuMode()): CpuPlacement {
     },
   };
 }
+
+/**
+ * Runs a bench with BENCH_CPUS applied (its placement printed first). Afterwards — and on Ctrl-C
+ * or a kill, which must not leave the stack pinned — `undo` (e.g. the create delay back to 0)
+ * and every CPU given back.
+ */
+export async function runPlaced(
+  bench: () => Promise<void>,
+  undo: () => void = () => undefined,
+): Promise<void> {
+  const placement = placeProcesses();
+  console.log(placement.describe);
+  const cleanUp = () => {
+    undo();
+    placement.restore();
+  };
+  const abort = () => {
+    cleanUp();
+    process.exit(130);
+  };
+  process.once('SIGINT', abort);
+  process.once('SIGTERM', abort);
+  try {
+    await bench();
+  } finally {
+    process.off('SIGINT', abort);
+    process.off('SIGTERM', abort);
+    cleanUp();
+  }
+}

@@ -135,6 +135,16 @@ export async function flavorId(s: Session, name: string): Promise<string> {
 /** A `block_device_mapping_v2` entry, as Nova takes it. */
 export type BlockDevice = Record<string, unknown>;
 
+/** The path without the pool: Nova makes the boot volume itself from `snap` (kept after). */
+export const bootVolumeFromSnapshot = (snap: { id: string; size: number }): BlockDevice => ({
+  source_type: 'snapshot',
+  destination_type: 'volume',
+  uuid: snap.id,
+  volume_size: snap.size,
+  boot_index: 0,
+  delete_on_termination: false,
+});
+
 export interface Server {
   id: string;
   status: string;
